@@ -1,0 +1,186 @@
+"""``boundaries detect``: a trained model over many files, resumable and safe to interrupt.
+
+Decoding and log-mel run in worker processes while the main process runs the model. Outputs mirror
+the input tree under the output folder as ``<stem>.boundaries.<fmt>``; each is written atomically,
+existing ones are skipped unless ``overwrite``, a bad file costs one line and the batch goes on.
+"""
+
+import csv
+import io
+import logging
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from boundaries import inference, timebase
+from boundaries.annotations import read_boundaries, write_boundaries
+from boundaries.atomic import atomic_path, write_text
+from boundaries.audio import find_audio_files, load_audio
+from boundaries.errors import BoundariesError
+from boundaries.features import limit_worker_threads, log_mel
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("txt", "lab", "jams", "json", "csv")
+
+
+@dataclass
+class Job:
+    audio_path: Path
+    out_stem: Path  # OUT/sub/dir/name (formats add .boundaries.<fmt>)
+
+    def output(self, fmt: str) -> Path:
+        return self.out_stem.parent / f"{self.out_stem.name}.boundaries.{fmt}"
+
+
+@dataclass
+class Report:
+    done: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: dict = field(default_factory=dict)
+    audio_s: float = 0.0
+    rows: list = field(default_factory=list)  # (file, time_s, strength) for boundaries.csv
+
+
+def plan_jobs(inputs, out_dir, extensions) -> tuple:
+    """Jobs for every audio file under ``inputs``; a path that is neither file nor folder fails."""
+    jobs, failed = [], {}
+    for item in inputs:
+        item = Path(item)
+        try:
+            files = find_audio_files(item, extensions)
+        except BoundariesError as exc:
+            failed[item] = str(exc)
+            continue
+        base = item.parent if item.is_file() else item
+        jobs.extend(Job(f, Path(out_dir) / f.relative_to(base).with_suffix("")) for f in files)
+    stems = {}
+    for job in jobs:
+        stems.setdefault(job.out_stem, []).append(job)
+    for clash in (group for group in stems.values() if len(group) > 1):
+        for job in clash:  # song.mp3 and song.wav side by side: keep their extensions apart
+            job.out_stem = job.out_stem.with_name(job.audio_path.name)
+    return jobs, failed
+
+
+def _features(path, sr, feature_kwargs):
+    try:
+        y = load_audio(path, sr=sr)
+        return log_mel(y, sr=sr, **feature_kwargs), len(y) / sr, None
+    except BoundariesError as exc:
+        return None, 0.0, str(exc)
+    except MemoryError:
+        return None, 0.0, f"{path}: too large to process in memory; split it into shorter files"
+
+
+def _feature_stream(jobs, cfg, n_workers):
+    args = (cfg.audio.sr, vars(cfg.features))
+    if n_workers <= 1:
+        for job in jobs:
+            yield job, _features(job.audio_path, *args)
+        return
+    limit_worker_threads()
+    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
+        pending = []
+        for job in jobs:  # bounded read-ahead: at most 2 files per worker in flight
+            pending.append((job, pool.submit(_features, job.audio_path, *args)))
+            if len(pending) >= 2 * n_workers:
+                head, future = pending.pop(0)
+                yield head, future.result()
+        for job, future in pending:
+            yield job, future.result()
+
+
+def run_detect(jobs, model, cfg, device, formats, *, threshold=None, overwrite=False,
+               n_workers=1, save_activations=False, plot=False, progress=True) -> Report:
+    from tqdm import tqdm
+
+    report = Report()
+    todo = []
+    for job in jobs:
+        if not overwrite and all(job.output(f).exists() for f in formats if f != "csv"):
+            report.skipped.append(job)
+            report.rows.extend(_rows_from_existing(job))
+        else:
+            todo.append(job)
+    threshold = cfg.peaks.threshold if threshold is None else threshold
+    for job, (mel, duration_s, error) in tqdm(_feature_stream(todo, cfg, n_workers),
+                                              total=len(todo), desc="detect", unit="file",
+                                              disable=not progress):
+        if error:
+            report.failed[job.audio_path] = error
+            logger.error("%s", error)
+            continue
+        try:
+            _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold,
+                        save_activations, plot, report)
+        except OSError as exc:
+            report.failed[job.audio_path] = (f"{job.audio_path}: cannot write outputs under "
+                                             f"{job.out_stem.parent} ({exc.strerror}); check "
+                                             "free space and permissions")
+            logger.error("%s", report.failed[job.audio_path])
+    return report
+
+
+def _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold, save_activations,
+                plot, report):
+    acts = inference.activations_for(model, mel, cfg, device)
+    times, strengths = inference.detect(acts, cfg, threshold)
+    extra = {"audio": str(job.audio_path), "threshold": threshold,
+             "model": cfg.to_dict()["model"], "peaks": cfg.to_dict()["peaks"]}
+    for fmt in formats:
+        if fmt != "csv":
+            write_boundaries(job.output(fmt), times, fmt, duration_s=duration_s,
+                             strengths=strengths, extra=extra)
+    if save_activations:
+        npy = job.out_stem.parent / f"{job.out_stem.name}.activations.npy"
+        with atomic_path(npy) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, acts)
+    if plot:
+        from boundaries.plots import plot_activation
+
+        plot_activation(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png", mel, acts,
+                        fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), est_s=times,
+                        title=job.audio_path.name)
+    report.done.append(job)
+    report.audio_s += duration_s
+    report.rows.extend((str(job.audio_path), float(t), float(s)) for t, s in zip(times, strengths))
+
+
+def _rows_from_existing(job):
+    txt = job.output("txt")
+    try:
+        return [(str(job.audio_path), float(t), float("nan")) for t in read_boundaries(txt)]
+    except BoundariesError:
+        return []
+
+
+def write_csv(path, rows) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "boundary_s", "strength"])
+    writer.writerows((f, f"{t:.3f}", "" if s != s else f"{s:.4f}") for f, t, s in rows)
+    write_text(path, buffer.getvalue())
+
+
+def summary_line(report: Report, seconds: float) -> str:
+    speed = report.audio_s / seconds if seconds > 0 else float("nan")
+    return (f"done {len(report.done)}, skipped {len(report.skipped)} (outputs exist; --overwrite "
+            f"to redo), failed {len(report.failed)} | {report.audio_s / 3600:.2f} h of audio in "
+            f"{seconds:.1f} s ({speed:.0f}x real time)")
+
+
+def detect_paths(inputs, out_dir, model, cfg, device, formats=("txt",), **options):
+    """Plan, run and summarise a detection batch; returns the :class:`Report`."""
+    started = time.perf_counter()
+    jobs, failed = plan_jobs(inputs, out_dir, cfg.audio.extensions)
+    report = run_detect(jobs, model, cfg, device, formats, **options)
+    report.failed.update(failed)
+    if "csv" in formats:
+        write_csv(Path(out_dir) / "boundaries.csv", report.rows)
+    report.seconds = time.perf_counter() - started
+    return report

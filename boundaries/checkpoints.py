@@ -1,0 +1,59 @@
+"""Checkpoints: written atomically, loaded with ``torch.load(weights_only=True)``.
+
+``weights_only`` refuses pickled code, so a crafted checkpoint cannot run anything on load. A
+checkpoint holds ``{"format", "config", "model", "epoch", "best_metric", ...}``, so the file alone
+rebuilds the model with its feature, label and peak-picking settings.
+"""
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from boundaries.atomic import atomic_path
+from boundaries.config import config_from_dict
+from boundaries.errors import BoundariesError, CheckpointError
+
+FORMAT = "boundaries-checkpoint-v1"
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """Write ``state`` (plus the format tag) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Read a checkpoint safely; every failure is one :class:`CheckpointError` line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; train one with train.py or check "
+                              "the path")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and "
+                              f"plain data ({str(exc).splitlines()[0][:160]}); only load "
+                              "checkpoints written by boundaries") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint "
+                              f"({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a boundaries checkpoint (format tag missing)")
+    return state
+
+
+def load_model(path, device="cpu"):
+    """``(model, cfg, state)`` from a checkpoint, model in eval mode on ``device``."""
+    from boundaries.models import build_model
+
+    state = load_checkpoint(path)
+    try:
+        cfg = config_from_dict(state["config"])
+        model = build_model(cfg)
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, BoundariesError) as exc:
+        raise CheckpointError(f"{path}: checkpoint does not match this version of boundaries "
+                              f"({str(exc).splitlines()[0][:160]})") from None
+    return model.to(device).eval(), cfg, state

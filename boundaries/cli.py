@@ -1,0 +1,182 @@
+"""The ``boundaries`` command: ``train``, ``evaluate`` and ``detect`` subcommands.
+
+``train.py`` and ``evaluate.py`` at the repository root call the same functions. A problem with the
+user's input is printed as one line (``error: FILE: what is wrong; what to do``) and exits 2; a
+traceback appears only with ``--debug``.
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from boundaries.errors import BoundariesError
+
+logger = logging.getLogger("boundaries")
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default.pt"
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s",
+                        stream=sys.stderr, force=True)
+    for noisy in ("numba", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _common(parser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+
+
+def add_train_arguments(parser) -> None:
+    parser.add_argument("--config", action="append", default=None,
+                        help="YAML config (repeatable, later files win); default configs/base.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
+    parser.add_argument("--data", help="training folder (audio + annotations); default: the "
+                        "generated synthetic data set")
+    parser.add_argument("--val-data", help="validation folder; default: a split of --data")
+    parser.add_argument("--run-dir", default="runs/default", help="where checkpoints and logs go")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    _common(parser)
+
+
+def config_from_args(args):
+    from boundaries.config import load_config
+
+    paths = args.config or ([REPO_CONFIGS / "base.yaml"] if (REPO_CONFIGS / "base.yaml").exists()
+                            else [])
+    overrides = list(args.set)
+    if getattr(args, "data", None):
+        overrides.append(f"data.train_dir={os.path.abspath(args.data)}")
+    if getattr(args, "val_data", None):
+        overrides.append(f"data.val_dir={os.path.abspath(args.val_data)}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    return load_config(paths, overrides)
+
+
+def run_train(args) -> int:
+    from boundaries.training import train
+
+    cfg = config_from_args(args)
+    result = train(cfg, args.run_dir, resume=args.resume, progress=sys.stderr.isatty())
+    if result:
+        print(result["table"])
+        print(f"best epoch {result['best_epoch']} of {result['epochs_run']}; checkpoint "
+              f"{result['checkpoint']} (thresholds tuned on validation); metrics "
+              f"{Path(args.run_dir) / 'metrics.json'}")
+    return 0
+
+
+def add_evaluate_arguments(parser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a best.pt written by train.py")
+    parser.add_argument("--data", required=True, help="folder of held-out audio + annotations")
+    parser.add_argument("--out", help="folder for plots (ROC, PR, one activation PNG per file)")
+    parser.add_argument("--json", help="write the metrics JSON here")
+    parser.add_argument("--threshold", type=float, help="peak threshold (default: the tuned one)")
+    parser.add_argument("--no-trim", action="store_true",
+                        help="mir_eval's untrimmed convention (score 0 and the end too)")
+    _common(parser)
+
+
+def run_evaluate(args) -> int:
+    from boundaries.evaluation import evaluate_checkpoint, format_table
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, out_dir=args.out,
+                                 json_path=args.json, threshold=args.threshold,
+                                 device=args.device or "auto", trim=not args.no_trim,
+                                 progress=sys.stderr.isatty())
+    print(format_table(result))
+    for path, message in result.get("skipped_files", {}).items():
+        print(f"skipped: {message}", file=sys.stderr)
+    return 0
+
+
+def add_detect_arguments(parser) -> None:
+    from boundaries.batch import FORMATS
+
+    parser.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
+    parser.add_argument("-o", "--out", required=True, help="output folder (mirrors the inputs)")
+    parser.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
+    parser.add_argument("--format", default="txt",
+                        help=f"comma-separated output formats from {','.join(FORMATS)}")
+    parser.add_argument("--threshold", type=float, help="peak threshold (default: the tuned one)")
+    parser.add_argument("--jobs", type=int, default=2, help="decoding processes (default 2)")
+    parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
+    parser.add_argument("--save-activations", action="store_true", help="also write .npy curves")
+    parser.add_argument("--plot", action="store_true", help="also write a PNG per file")
+    _common(parser)
+
+
+def run_detect(args) -> int:
+    import torch
+
+    from boundaries.batch import FORMATS, detect_paths
+    from boundaries.checkpoints import load_model
+    from boundaries.inference import resolve_device
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise BoundariesError(f"--format {args.format}: unknown format(s) {unknown}; choose from "
+                              f"{','.join(FORMATS)}")
+    checkpoint = args.checkpoint or DEFAULT_MODEL
+    if not args.checkpoint and not DEFAULT_MODEL.exists():
+        raise BoundariesError("no default model is shipped with this version yet; pass "
+                              "--checkpoint runs/default/best.pt (train one with train.py)")
+    if args.jobs < 1:
+        raise BoundariesError(f"--jobs {args.jobs}: must be at least 1")
+    torch.set_num_threads(1)
+    device = resolve_device(args.device or "auto")
+    model, cfg, _ = load_model(checkpoint, device)
+    report = detect_paths(args.paths, args.out, model, cfg, device, formats,
+                          threshold=args.threshold, overwrite=args.overwrite,
+                          n_workers=args.jobs, save_activations=args.save_activations,
+                          plot=args.plot, progress=sys.stderr.isatty())
+    from boundaries.batch import summary_line
+
+    print(summary_line(report, report.seconds))
+    for path, message in report.failed.items():
+        print(f"failed: {message}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+COMMANDS = {
+    "train": (add_train_arguments, run_train, "train a boundary detector"),
+    "evaluate": (add_evaluate_arguments, run_evaluate, "score a checkpoint on held-out files"),
+    "detect": (add_detect_arguments, run_detect, "find boundaries in audio files and folders"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from boundaries import __version__
+
+    parser = argparse.ArgumentParser(prog="boundaries", description="Find boundaries in audio.")
+    parser.add_argument("--version", action="version", version=f"boundaries {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _, help_text) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.debug)
+    try:
+        return COMMANDS[args.command][1](args)
+    except BoundariesError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""Typed configuration: YAML files in ``configs/`` map one-to-one onto frozen dataclasses.
+
+``load_config(["configs/base.yaml", "configs/experiments/focal.yaml"], ["train.lr=3e-4"])``
+merges the files in order, applies ``section.key=value`` overrides (values parsed by
+``yaml.safe_load``, so ``3e-4`` is a float and ``[1, 20]`` a list), then builds the dataclasses.
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` naming the key.
+"""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from boundaries.errors import ConfigError
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': {message}")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sr: int = 22050  # every file is resampled to this rate (Hz), mono
+    extensions: tuple = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+
+    def __post_init__(self):
+        _check(8000 <= self.sr <= 192000, "audio.sr", f"must be in 8000..192000, got {self.sr}")
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    n_fft: int = 2048  # STFT window (samples at audio.sr)
+    hop_length: int = 512  # frame step: 512 at 22.05 kHz = 23.2 ms, ~43 frames/s
+    n_mels: int = 80  # mel bands (Ullrich et al. 2014 use 80)
+    fmin: float = 27.5  # lowest mel edge (Hz)
+    fmax: float = 11025.0  # highest mel edge (Hz); at most audio.sr / 2
+
+    def __post_init__(self):
+        _check(self.hop_length > 0, "features.hop_length", "must be > 0")
+        _check(self.n_fft >= self.hop_length and self.n_fft % 2 == 0, "features.n_fft",
+               "must be even and >= hop_length")
+        _check(self.n_mels > 0, "features.n_mels", "must be > 0")
+        _check(0 <= self.fmin < self.fmax, "features.fmin", "must satisfy 0 <= fmin < fmax")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    mode: str = "soft"  # soft: Gaussian targets | window: positives within radius | binary
+    sigma_s: float = 1.0  # Gaussian width (seconds): target (soft) or loss weight (window)
+    radius_s: float = 3.0  # frames further than this from a boundary are negative (<= 10 s)
+
+    def __post_init__(self):
+        _check(self.mode in {"soft", "window", "binary"}, "labels.mode",
+               f"must be soft, window or binary, got {self.mode!r}")
+        _check(self.sigma_s > 0, "labels.sigma_s", "must be > 0")
+        _check(0 <= self.radius_s <= 10, "labels.radius_s", "must be in 0..10 seconds")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    n_clips: int = 48  # clips in the default data set
+    clip_s: float = 30.0  # clip length (seconds)
+    seed: int = 0  # the whole data set is a function of this seed
+
+    def __post_init__(self):
+        _check(self.n_clips >= 2, "data.synthetic.n_clips", "must be >= 2")
+        _check(self.clip_s >= 10, "data.synthetic.clip_s", "must be >= 10 seconds")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_dir: str = ""  # folder of audio + annotations; empty = the generated default data
+    val_dir: str = ""  # held-out folder; empty = split train_dir by group
+    val_fraction: float = 0.2  # share of groups held out when val_dir is empty
+    split_seed: int = 0
+    group_by: str = "file"  # file | parent (folder): nothing of a group feeds both splits
+    cache_dir: str = "~/.cache/boundaries"  # features and the default data live here
+    jobs: int = 2  # processes for decoding and feature extraction
+    excerpt_s: float = 30.0  # training excerpt length (seconds)
+    excerpt_hop_s: float = 10.0  # step between excerpt starts (seconds)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self):
+        _check(0 < self.val_fraction < 1, "data.val_fraction", "must be in (0, 1)")
+        _check(self.group_by in {"file", "parent"}, "data.group_by", "must be file or parent")
+        _check(self.jobs >= 1, "data.jobs", "must be >= 1")
+        _check(self.excerpt_s > 0 and self.excerpt_hop_s > 0, "data.excerpt_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    strategy: str = "none"  # none | oversample | undersample | batch_share
+    positive_share: float = 0.5  # share of boundary-holding excerpts the strategy aims for
+
+    def __post_init__(self):
+        _check(self.strategy in {"none", "oversample", "undersample", "batch_share"},
+               "sampling.strategy", f"unknown strategy {self.strategy!r}")
+        _check(0 < self.positive_share < 1, "sampling.positive_share", "must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    conv_channels: tuple = (8, 16)  # 2-D front end: channels of each conv + freq-pool stage
+    freq_pool: int = 4  # max-pool factor over mel bands after each front-end conv
+    channels: int = 64  # width of the temporal (1-D) stack
+    dilations: tuple = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # one residual block each
+    kernel_size: int = 3  # temporal kernel of the residual blocks
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        _check(len(self.conv_channels) >= 1, "model.conv_channels", "needs at least one stage")
+        _check(self.kernel_size % 2 == 1, "model.kernel_size", "must be odd")
+        _check(0 <= self.dropout < 1, "model.dropout", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = "weighted_bce"  # bce | weighted_bce | focal
+    class_weight: typing.Any = "balanced"  # 'balanced' (scikit-learn) or [w_negative, w_positive]
+    alpha: typing.Optional[float] = None  # focal: weight of the POSITIVE class (torchvision: 0.25)
+    gamma: float = 2.0  # focal: focusing exponent; 0 gives (alpha-weighted) BCE
+
+    def __post_init__(self):
+        _check(self.kind in {"bce", "weighted_bce", "focal"}, "loss.kind",
+               f"must be bce, weighted_bce or focal, got {self.kind!r}")
+        cw = self.class_weight
+        ok = cw == "balanced" or (isinstance(cw, (list, tuple)) and len(cw) == 2
+                                  and all(isinstance(w, (int, float)) and w > 0 for w in cw))
+        _check(ok, "loss.class_weight", f"must be 'balanced' or [w0, w1] > 0, got {cw!r}")
+        _check(self.alpha is None or 0 < self.alpha < 1, "loss.alpha", "must be in (0, 1)")
+        _check(self.gamma >= 0, "loss.gamma", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 25
+    batch_size: int = 8  # excerpts per batch
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # mixed precision (bf16) on CUDA; ignored on CPU
+    num_workers: int = 0  # DataLoader workers (features are cached in memory already)
+    select_metric: str = "pr_auc"  # validation metric for best checkpoint and early stopping
+    patience: int = 8  # epochs without improvement before stopping; 0 = never stop early
+    threads: int = 1  # torch CPU threads per process
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, "train.epochs", "must be >= 1")
+        _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(self.select_metric in {"pr_auc", "roc_auc", "loss", "f_3", "f_0.5"},
+               "train.select_metric", "must be pr_auc, roc_auc, loss, f_3 or f_0.5")
+        _check(self.device == "auto" or self.device.split(":")[0] in {"cpu", "cuda"},
+               "train.device", f"must be auto, cpu or cuda[:N], got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class PeakConfig:
+    threshold: float = 0.1  # activation minus local mean must exceed this; tuned on validation
+    max_window_s: float = 6.0  # a peak is the maximum within +-this (Ullrich et al. 2014)
+    avg_before_s: float = 12.0  # local mean taken over [t - before, t + after]
+    avg_after_s: float = 6.0
+    min_distance_s: float = 0.0  # extra minimum gap between peaks
+
+    def __post_init__(self):
+        _check(self.threshold >= 0, "peaks.threshold", "must be >= 0")
+        _check(self.max_window_s > 0, "peaks.max_window_s", "must be > 0")
+        _check(self.avg_before_s >= 0 and self.avg_after_s > 0, "peaks.avg_after_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    windows: tuple = (0.5, 3.0)  # hit-rate tolerances (seconds), as mir_eval.segment.detection
+    frame_tolerance_s: float = 0.5  # a frame is positive within this of a reference boundary
+    frame_threshold: float = 0.5  # probability threshold for frame P/R/F1; tuned on validation
+    beta: float = 1.0  # F-beta for frame and boundary scores
+    tune_window: float = 3.0  # the peak threshold is tuned for this tolerance
+    trim: bool = True  # score interior boundaries only (0 and the file end are not boundaries)
+    chunk_s: float = 120.0  # inference chunk core length (seconds)
+    context_s: float = 15.0  # context each side of a chunk; >= half the receptive field
+
+    def __post_init__(self):
+        _check(all(w > 0 for w in self.windows), "eval.windows", "must be > 0")
+        _check(self.frame_tolerance_s >= 0, "eval.frame_tolerance_s", "must be >= 0")
+        _check(0 < self.frame_threshold < 1, "eval.frame_threshold", "must be in (0, 1)")
+        _check(self.chunk_s > 0 and self.context_s >= 0, "eval.chunk_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    peaks: PeakConfig = field(default_factory=PeakConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        _check(self.features.fmax <= self.audio.sr / 2, "features.fmax",
+               f"must be <= audio.sr / 2 = {self.audio.sr / 2}")
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (tuples as lists), safe for YAML, JSON and checkpoints."""
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, **sections) -> "Config":
+        """Copy with whole sections replaced, e.g. ``cfg.replace(peaks=new_peaks)``."""
+        return dataclasses.replace(self, **sections)
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(value, annotation, key: str):
+    """Check ``value`` against a field annotation; lists become tuples for tuple fields."""
+    if annotation is typing.Any:
+        return value
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(annotation):
+            return None
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if annotation is tuple:
+        _check(isinstance(value, (list, tuple)), key, f"must be a list, got {value!r}")
+        return tuple(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool:
+        _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+        return value
+    _check(isinstance(value, annotation) and not (annotation is int and isinstance(value, bool)),
+           key, f"must be {annotation.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys (nanoGPT style)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix or 'root'}' must be a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{full}' (known: {', '.join(fields)})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value or {}, prefix=f"{full}.")
+        else:
+            kwargs[key] = _coerce(value, hint, full)
+    return cls(**kwargs)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the --config path") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping of sections")
+    return data
+
+
+def parse_override(text: str) -> dict:
+    """``'train.lr=3e-4'`` -> ``{'train': {'lr': 0.0003}}`` (value typed by yaml.safe_load)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. train.lr=3e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads '3e-4' as a string; a number is meant
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    nested = value
+    for part in reversed(key.strip().split(".")):
+        nested = {part: nested}
+    return nested
+
+
+def merge_dicts(*dicts: dict) -> dict:
+    out: dict = {}
+    for d in dicts:
+        out = _merge(out, d)
+    return out
+
+
+def load_config(paths=(), overrides=()) -> Config:
+    """Merge YAML files in order, then ``section.key=value`` overrides, into a :class:`Config`."""
+    data = merge_dicts(*(_read_yaml(p) for p in paths), *(parse_override(o) for o in overrides))
+    return config_from_dict(data)
+
+
+def config_from_dict(data: dict) -> Config:
+    """Build a :class:`Config`; a ``ValueError`` from validation becomes a :class:`ConfigError`."""
+    try:
+        return from_dict(Config, data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid config: {exc}") from None
+
+
+def save_config(cfg: Config, path) -> None:
+    """Write the effective config as YAML, atomically."""
+    from boundaries.atomic import write_text
+
+    write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,25 @@
+"""Exceptions for problems the user can fix.
+
+Every message names the file (or key) at fault, what is wrong and what to do, so the CLI can print
+it as one line instead of a traceback.
+"""
+
+
+class BoundariesError(Exception):
+    """Base class: a problem with the user's input, reported as one line."""
+
+
+class AudioError(BoundariesError):
+    """An audio file is missing, empty, corrupt, unsupported or unusable."""
+
+
+class AnnotationError(BoundariesError):
+    """A boundary annotation file is missing or malformed."""
+
+
+class ConfigError(BoundariesError):
+    """A config file or override is unknown, mistyped or out of range."""
+
+
+class CheckpointError(BoundariesError):
+    """A checkpoint is missing, corrupt or not a boundaries checkpoint."""

@@ -1,0 +1,94 @@
+"""Model -> per-frame activations over whole files, in chunks that equal whole-file inference.
+
+A file is cut into windows of ``chunk + 2 * context`` frames that never reach past the file's
+ends (the first starts at frame 0, the last ends at the last frame), so edge frames see exactly the
+zero padding a whole-file pass would give them; every other frame keeps at least ``context``
+frames of real input on both sides. With ``context`` >= the model's half receptive field the
+result equals one pass over the whole file, in bounded memory.
+"""
+
+import numpy as np
+import torch
+
+from boundaries import peaks, timebase
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU (pyannote's Device.AUTO)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from boundaries.errors import BoundariesError
+
+        raise BoundariesError("--device cuda was asked for but no CUDA GPU is visible; use "
+                              "--device cpu or auto")
+    return device
+
+
+def chunk_windows(n_frames: int, chunk_frames: int, context_frames: int):
+    """``(window_start, core_start, core_stop)`` triples covering ``[0, n_frames)``."""
+    length = chunk_frames + 2 * context_frames
+    if n_frames <= length:
+        return [(0, 0, n_frames)]
+    windows = []
+    for core in range(0, n_frames, chunk_frames):
+        start = min(max(core - context_frames, 0), n_frames - length)
+        windows.append((start, core, min(core + chunk_frames, n_frames)))
+    return windows
+
+
+@torch.no_grad()
+def predict_activations(model, mel: np.ndarray, *, chunk_frames: int = 5168,
+                        context_frames: int = 646, batch_size: int = 4,
+                        device="cpu", amp: bool = False) -> np.ndarray:
+    """Boundary probabilities for every frame of ``mel``.
+
+    Parameters
+    ----------
+    model : BoundaryCNN (eval mode)
+    mel : np.ndarray [shape=(n_mels, n_frames)]
+    chunk_frames, context_frames : int
+        Core length of each chunk, and context each side (raised to the model's own need).
+
+    Returns
+    -------
+    activations : np.ndarray [shape=(n_frames,), dtype=float32], in [0, 1]
+    """
+    context_frames = max(context_frames, getattr(model, "context_frames", 0))
+    n_frames = mel.shape[1]
+    windows = chunk_windows(n_frames, chunk_frames, context_frames)
+    length = min(n_frames, chunk_frames + 2 * context_frames)
+    out = np.empty(n_frames, dtype=np.float32)
+    device = torch.device(device)
+    for i in range(0, len(windows), batch_size):
+        group = windows[i:i + batch_size]
+        batch = np.stack([mel[:, s:s + length] for s, _, _ in group])
+        x = torch.from_numpy(batch).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            probs = torch.sigmoid(model(x).float()).cpu().numpy()
+        for row, (start, core, stop) in zip(probs, group):
+            out[core:stop] = row[core - start:stop - start]
+    return out
+
+
+def inference_frames(cfg) -> tuple:
+    """``(chunk_frames, context_frames)`` from the config's seconds."""
+    sr, hop = cfg.audio.sr, cfg.features.hop_length
+    return (max(1, timebase.seconds_to_frame_count(cfg.eval.chunk_s, sr=sr, hop_length=hop)),
+            timebase.seconds_to_frame_count(cfg.eval.context_s, sr=sr, hop_length=hop))
+
+
+def activations_for(model, mel, cfg, device) -> np.ndarray:
+    chunk, context = inference_frames(cfg)
+    return predict_activations(model, mel, chunk_frames=chunk, context_frames=context,
+                               device=device, amp=cfg.train.amp)
+
+
+def detect(activations, cfg, threshold=None):
+    """``(times_s, strengths)`` from activations with the config's peak picking."""
+    p = cfg.peaks
+    return peaks.pick_peaks(activations, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length),
+                            threshold=p.threshold if threshold is None else threshold,
+                            max_window_s=p.max_window_s, avg_before_s=p.avg_before_s,
+                            avg_after_s=p.avg_after_s, min_distance_s=p.min_distance_s)

@@ -1,0 +1,71 @@
+"""Pictures: activation curves over the mel spectrogram, ROC and PR curves (matplotlib, Agg)."""
+
+import numpy as np
+
+from boundaries.atomic import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title=""):
+    """Mel spectrogram above the activation curve, detected (red) and reference (green) times."""
+    plt = _pyplot()
+    times = np.arange(len(activations)) / fps
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5), sharex=True,
+                                      gridspec_kw={"height_ratios": [2, 1]})
+    top.imshow(mel, origin="lower", aspect="auto", cmap="magma",
+               extent=[0, len(activations) / fps, 0, mel.shape[0]])
+    top.set_ylabel("mel band")
+    top.set_title(title)
+    bottom.plot(times, activations, color="black", lw=0.8, label="activation")
+    for axis in (top, bottom):
+        for t in ref_s:
+            axis.axvline(t, color="limegreen", lw=1.5, ls="--")
+        for t in est_s:
+            axis.axvline(t, color="red", lw=1.0)
+    bottom.plot([], [], color="limegreen", ls="--", label="reference")
+    bottom.plot([], [], color="red", label="detected")
+    bottom.set_ylim(0, 1.02)
+    bottom.set_xlabel("time (s)")
+    bottom.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_curves(roc_path, pr_path, curves: dict):
+    """ROC and PR curves, one line per named ``(probs, labels)`` pair, in two PNG files."""
+    from sklearn import metrics
+
+    plt = _pyplot()
+    fig_roc, ax_roc = plt.subplots(figsize=(6, 5))
+    fig_pr, ax_pr = plt.subplots(figsize=(6, 5))
+    for name, (probs, labels) in curves.items():
+        if not 0 < np.sum(labels) < len(labels):
+            continue
+        fpr, tpr, _ = metrics.roc_curve(labels, probs)
+        precision, recall, _ = metrics.precision_recall_curve(labels, probs)
+        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {metrics.auc(fpr, tpr):.3f})")
+        ap = metrics.average_precision_score(labels, probs)
+        ax_pr.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")
+        ax_pr.axhline(np.mean(labels), color="grey", ls=":", lw=0.8)
+    ax_roc.plot([0, 1], [0, 1], color="grey", ls=":", label="chance")
+    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax_pr.set(xlabel="recall", ylabel="precision", title="Precision-recall (dotted: base rate)")
+    for fig, axis, path in ((fig_roc, ax_roc, roc_path), (fig_pr, ax_pr, pr_path)):
+        axis.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        _save(fig, path)
+        plt.close(fig)
