@@ -176,7 +176,7 @@ def _interior(path, events, duration_s) -> np.ndarray:
 
 
 def find_annotation(audio_path):
-    """The annotation beside ``audio_path`` (``NAME.txt``, ``.lab``, ``.jams``, ``.csv``) or None."""
+    """The annotation beside ``audio_path`` (NAME.txt, .lab, .jams, .csv), or None."""
     audio_path = Path(audio_path)
     for ext in ANNOTATION_EXTENSIONS:
         candidate = audio_path.with_suffix(ext)

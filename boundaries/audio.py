@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from boundaries.errors import AudioError
+from boundaries.errors import AudioError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def _fail(path, problem: str, advice: str) -> AudioError:
     return AudioError(f"{path}: {problem}; {advice}")
 
 
-def _check_readable(path: Path) -> None:
+def check_readable(path: Path) -> None:
+    """Raise :class:`AudioError` unless ``path`` is a non-empty readable file."""
     if not path.exists():
         raise _fail(path, "file not found", "check the path")
     if path.is_dir():
@@ -54,8 +55,9 @@ def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if path.suffix.lower() in FFMPEG_EXTENSIONS and shutil.which("ffmpeg"):
             return _decode_ffmpeg(path, sr)
-        raise _fail(path, f"cannot decode ({_short(exc)}): not audio, corrupt, or an unsupported "
-                    "format", "convert it to wav, flac, ogg or mp3 (or install ffmpeg for m4a)")
+        raise _fail(path, f"cannot decode ({first_line(exc, 120)}): not audio, corrupt, or an "
+                    "unsupported format", "convert it to wav, flac, ogg or mp3 (or install ffmpeg "
+                    "for m4a)") from None
     with handle:
         return _decode_blocks(path, handle, sr)
 
@@ -76,7 +78,7 @@ def _decode_blocks(path: Path, handle: sf.SoundFile, sr: int) -> np.ndarray:
                 break
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise _fail(path, f"truncated or corrupt after {n_read / handle.samplerate:.1f} s "
-                    f"({_short(exc)})", "re-export or re-download it") from None
+                    f"({first_line(exc, 120)})", "re-export or re-download it") from None
     problem = _truncation(path, handle, n_read)
     if problem:
         raise _fail(path, f"truncated: {problem}", "re-export or re-download it")
@@ -139,10 +141,6 @@ def _decode_ffmpeg(path: Path, sr: int) -> np.ndarray:
     return np.frombuffer(proc.stdout, dtype=np.float32).copy()
 
 
-def _short(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-
-
 def load_audio(path, sr: int = DEFAULT_SR) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sr`` Hz.
 
@@ -165,7 +163,7 @@ def load_audio(path, sr: int = DEFAULT_SR) -> np.ndarray:
         ``MIN_SAMPLES`` samples. The message names the file, the problem and what to do.
     """
     path = Path(path)
-    _check_readable(path)
+    check_readable(path)
     try:
         y = _decode_soundfile(path, sr)
     except PermissionError:

@@ -13,7 +13,7 @@ import torch
 
 from boundaries.atomic import atomic_path
 from boundaries.config import config_from_dict
-from boundaries.errors import BoundariesError, CheckpointError
+from boundaries.errors import BoundariesError, CheckpointError, first_line
 
 FORMAT = "boundaries-checkpoint-v1"
 
@@ -34,11 +34,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"{path}: refused to load: it holds objects other than tensors and "
-                              f"plain data ({str(exc).splitlines()[0][:160]}); only load "
+                              f"plain data ({first_line(exc)}); only load "
                               "checkpoints written by boundaries") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint "
-                              f"({str(exc).splitlines()[0][:120]})") from None
+                              f"({first_line(exc, 120)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a boundaries checkpoint (format tag missing)")
     return state
@@ -55,5 +55,5 @@ def load_model(path, device="cpu"):
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError, BoundariesError) as exc:
         raise CheckpointError(f"{path}: checkpoint does not match this version of boundaries "
-                              f"({str(exc).splitlines()[0][:160]})") from None
+                              f"({first_line(exc)})") from None
     return model.to(device).eval(), cfg, state

@@ -62,7 +62,7 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    n_clips: int = 48  # clips in the default data set
+    n_clips: int = 64  # clips in the default data set
     clip_s: float = 30.0  # clip length (seconds)
     seed: int = 0  # the whole data set is a function of this seed
 

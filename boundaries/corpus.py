@@ -106,7 +106,7 @@ def load(tracks, cfg, progress: bool = True):
 
 
 def summarize(data, cfg) -> dict:
-    """The imbalance figures: files, minutes, frames, boundaries, positive shares, naive accuracy."""
+    """Imbalance figures: files, minutes, frames, boundaries, positive shares, naive accuracy."""
     sr, hop = cfg.audio.sr, cfg.features.hop_length
     n_frames = sum(d.n_frames for d in data)
     exact = smeared = 0.0
@@ -138,7 +138,7 @@ def default_data_dir(cfg) -> Path:
 
     syn = cfg.data.synthetic
     params = {"n_clips": syn.n_clips, "clip_s": syn.clip_s, "seed": syn.seed, "sr": cfg.audio.sr,
-              "version": 1}
+              "version": 2}
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     target = Path(cfg.data.cache_dir).expanduser() / "default_data" / f"synthetic-{key}"
     if target.is_dir():
@@ -149,7 +149,7 @@ def default_data_dir(cfg) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:
         write_dataset(staging, n_clips=syn.n_clips, clip_s=syn.clip_s, seed=syn.seed,
-                      sr=cfg.audio.sr)
+                      sr=cfg.audio.sr, jobs=cfg.data.jobs)
         staging.rename(target)
     except OSError:
         if not target.is_dir():  # another process may have won the race; theirs is as good

@@ -23,3 +23,9 @@ class ConfigError(BoundariesError):
 
 class CheckpointError(BoundariesError):
     """A checkpoint is missing, corrupt or not a boundaries checkpoint."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

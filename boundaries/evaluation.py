@@ -17,7 +17,7 @@ from boundaries import inference, labels, metrics
 logger = logging.getLogger(__name__)
 
 PEAK_THRESHOLDS = np.round(np.arange(0.01, 0.61, 0.01), 2)
-FRAME_THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
+FRAME_THRESHOLDS = np.round(np.r_[np.arange(0.05, 0.96, 0.05), 0.97, 0.98, 0.99], 2)
 
 
 def frame_labels(track, cfg) -> np.ndarray:

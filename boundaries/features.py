@@ -19,7 +19,7 @@ import numpy as np
 
 from boundaries import timebase
 from boundaries.atomic import atomic_path
-from boundaries.audio import load_audio
+from boundaries.audio import check_readable, load_audio
 from boundaries.errors import BoundariesError
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class FeatureCache:
 
     def entry_path(self, audio_path) -> Path:
         path = Path(audio_path).resolve()
+        check_readable(path)
         st = path.stat()
         ident = f"{path}|{st.st_size}|{st.st_mtime_ns}"
         return self.dir / f"{hashlib.sha1(ident.encode()).hexdigest()}.npz"

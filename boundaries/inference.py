@@ -65,7 +65,8 @@ def predict_activations(model, mel: np.ndarray, *, chunk_frames: int = 5168,
         group = windows[i:i + batch_size]
         batch = np.stack([mel[:, s:s + length] for s, _, _ in group])
         x = torch.from_numpy(batch).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        use_amp = amp and device.type == "cuda"
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             probs = torch.sigmoid(model(x).float()).cpu().numpy()
         for row, (start, core, stop) in zip(probs, group):
             out[core:stop] = row[core - start:stop - start]

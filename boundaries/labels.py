@@ -25,7 +25,7 @@ def boundary_frames(times_s, n_frames: int, *, sr: int, hop_length: int) -> np.n
 
 def make_labels(times_s, n_frames: int, *, sr: int, hop_length: int,
                 tolerance_s: float = 0.0) -> np.ndarray:
-    """Binary frames: 1 where a frame lies within ``tolerance_s`` of a boundary (0: the frame itself).
+    """Binary frames: 1 within ``tolerance_s`` of a boundary (0: the boundary frame only).
 
     Returns
     -------

@@ -21,7 +21,7 @@ def bce(logits, targets):
 
 
 def weighted_bce(logits, targets, class_weight=(1.0, 1.0)):
-    """BCE with ``class_weight = (w_negative, w_positive)`` on the two terms (Keras class_weight)."""
+    """BCE with ``class_weight = (w_negative, w_positive)`` on its two terms (as in Keras)."""
     _same_shape(logits, targets)
     w_neg, w_pos = class_weight
     return -(w_pos * targets * F.logsigmoid(logits) + w_neg * (1 - targets) * F.logsigmoid(-logits))
@@ -82,5 +82,6 @@ class Criterion:
         if self.kind == "focal":
             return f"focal(alpha={self.alpha}, gamma={self.gamma})"
         if self.kind == "weighted_bce":
-            return f"weighted_bce(w_neg={self.class_weight[0]:.3f}, w_pos={self.class_weight[1]:.2f})"
+            w_neg, w_pos = self.class_weight
+            return f"weighted_bce(w_neg={w_neg:.3f}, w_pos={w_pos:.2f})"
         return "bce"

@@ -1,10 +1,11 @@
 """Deterministic music-like clips with known boundaries: the embedded default data set.
 
 Each clip joins excerpts of 2-5 synthetic "tracks", each with its own tempo, key, scale, timbre
-and drum pattern, by hard cuts or by linear or equal-power crossfades of 1-10 s. The crossover point
-(the cut, or the middle of the fade) is the boundary. Every excerpt is normalised to the same RMS
-and each track carries slow gain swells and breakdowns of its own, so no boundary shows up as a
-loudness jump: a detector has to hear the change of timbre, harmony and rhythm.
+and drum pattern, by hard cuts or by linear or equal-power crossfades of 1-10 s. The crossover
+point (the cut, or the middle of the fade) is the boundary. Each incoming track is gain-matched to
+the outgoing one over the 2 s either side of the crossover, and each track carries slow gain
+swells and breakdowns of its own, so no boundary shows up as a loudness jump: a detector has to
+hear the change of timbre, harmony and rhythm.
 """
 
 import csv
@@ -142,13 +143,19 @@ def make_clip(rng, clip_s: float = 30.0, sr: int = 22050):
     fades = [0.0 if k == "cut" else float(rng.uniform(1.0, min(10.0, gap_limit)))
              for k, gap_limit in zip(kinds, _fade_limits(edges))]
     y = np.zeros(int(clip_s * sr), dtype=np.float32)
+    previous = None  # (raw piece, its start time) of the outgoing track
     for i in range(len(edges) - 1):
         pad_in = fades[i - 1] / 2 if i > 0 else 0.0
         pad_out = fades[i] / 2 if i < n_bounds else 0.0
         start, stop = edges[i] - pad_in, edges[i + 1] + pad_out
         piece = render_track(random_style(rng), stop - start, sr, rng)
+        if previous is not None:  # same loudness on both sides of the crossover
+            piece *= _rms(previous[0], edges[i] - 2 - previous[1], edges[i] - previous[1], sr) / \
+                _rms(piece, pad_in, pad_in + 2, sr)
+        previous = (piece.copy(), start)
         piece *= _fade_envelope(len(piece), sr, pad_in * 2, pad_out * 2,
-                                kinds[i - 1] if i > 0 else "cut", kinds[i] if i < n_bounds else "cut")
+                                kinds[i - 1] if i > 0 else "cut",
+                                kinds[i] if i < n_bounds else "cut")
         _mix(y, int(round(start * sr)), piece)
     peak = np.abs(y).max()
     if peak > 0.98:
@@ -156,6 +163,11 @@ def make_clip(rng, clip_s: float = 30.0, sr: int = 22050):
     transitions = [{"time_s": float(t), "kind": str(k), "fade_s": f} for t, k, f in
                    zip(times, kinds, fades)]
     return y, times, transitions
+
+
+def _rms(y, start_s, stop_s, sr) -> float:
+    segment = y[max(0, int(start_s * sr)):max(1, int(stop_s * sr))]
+    return float(np.sqrt(np.mean(segment ** 2)) + 1e-9)
 
 
 def _fade_limits(edges):
@@ -180,22 +192,32 @@ def _fade_envelope(n, sr, fade_in_s, fade_out_s, kind_in, kind_out):
     return env
 
 
+def _write_clip(out_dir: Path, index: int, clip_s: float, seed: int, sr: int) -> dict:
+    rng = np.random.default_rng([seed, index])  # each clip independent of n_clips and order
+    y, times, transitions = make_clip(rng, clip_s, sr)
+    stem = f"clip_{index:03d}"
+    with atomic_path(out_dir / f"{stem}.wav") as tmp:
+        sf.write(tmp, y, sr, subtype="PCM_16", format="WAV")
+    write_boundaries(out_dir / f"{stem}.txt", times, "txt")
+    return {"file": f"{stem}.wav", "n_boundaries": len(times),
+            "transitions": ";".join(f"{t['time_s']:.3f}:{t['kind']}:{t['fade_s']:.2f}"
+                                    for t in transitions)}
+
+
 def write_dataset(out_dir, n_clips: int = 48, clip_s: float = 30.0, seed: int = 0,
-                  sr: int = 22050) -> Path:
+                  sr: int = 22050, jobs: int = 1) -> Path:
     """Write ``clip_NNN.wav`` + ``clip_NNN.txt`` and ``manifest.csv`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index in range(n_clips):
-        rng = np.random.default_rng([seed, index])  # each clip independent of n_clips
-        y, times, transitions = make_clip(rng, clip_s, sr)
-        stem = f"clip_{index:03d}"
-        with atomic_path(out_dir / f"{stem}.wav") as tmp:
-            sf.write(tmp, y, sr, subtype="PCM_16", format="WAV")
-        write_boundaries(out_dir / f"{stem}.txt", times, "txt")
-        rows.append({"file": f"{stem}.wav", "n_boundaries": len(times),
-                     "transitions": ";".join(f"{t['time_s']:.3f}:{t['kind']}:{t['fade_s']:.2f}"
-                                             for t in transitions)})
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            rows = list(pool.map(_write_clip, [out_dir] * n_clips, range(n_clips),
+                                 [clip_s] * n_clips, [seed] * n_clips, [sr] * n_clips))
+    else:
+        rows = [_write_clip(out_dir, i, clip_s, seed, sr) for i in range(n_clips)]
     with atomic_path(out_dir / "manifest.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

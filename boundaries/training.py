@@ -53,9 +53,10 @@ def prepare_data(cfg, progress=True):
     for message in problems.values():
         logger.warning("skipped: %s", message)
     if not train_data or not val_data:
-        raise BoundariesError(f"{train_dir}: no usable {'training' if not train_data else 'validation'}"
-                              f" files ({len(problems)} skipped); each audio file needs an "
-                              "annotation beside it (NAME.txt, .lab, .jams or .csv)")
+        which = "training" if not train_data else "validation"
+        raise BoundariesError(f"{train_dir}: no usable {which} files ({len(problems)} skipped);"
+                              " each audio file needs an annotation beside it (NAME.txt, .lab,"
+                              " .jams or .csv)")
     return train_data, val_data, problems
 
 

@@ -1,0 +1,141 @@
+"""train.py -> checkpoint -> boundaries detect -> evaluate.py, on generated audio."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import REPO, tiny_overrides, write_corpus
+
+import evaluate
+import train
+from boundaries import cli
+from boundaries.annotations import read_boundaries
+
+CONFIGS = ["--config", os.path.join(REPO, "configs", "base.yaml"),
+           "--config", os.path.join(REPO, "configs", "debug.yaml")]
+
+
+def sets(tmp_path, data_dir=None, **extra):
+    return [a for o in tiny_overrides(tmp_path, data_dir, **extra) for a in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    corpus = write_corpus(tmp / "corpus", n=4)
+    run = tmp / "run"
+    assert train.main([*CONFIGS, *sets(tmp, corpus), "--run-dir", str(run)]) == 0
+    return tmp, corpus, run
+
+
+def test_training_writes_run_folder(trained):
+    _, _, run = trained
+    for name in ("config.yaml", "metrics.jsonl", "last.pt", "best.pt", "metrics.json"):
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.isfinite(metrics["frame.roc_auc"]) and metrics["n_files"] == 1
+
+
+def test_detect_writes_every_format_and_they_parse_back(trained, capsys):
+    tmp, corpus, run = trained
+    out = tmp / "detect"
+    code = cli.main(["detect", str(corpus), "-o", str(out), "--checkpoint", str(run / "best.pt"),
+                     "--format", "txt,lab,jams,json,csv", "--jobs", "2", "--threshold", "0.01"])
+    assert code == 0
+    assert "done 4, skipped 0" in capsys.readouterr().out
+    for i in range(4):
+        for fmt in ("txt", "lab", "jams"):
+            read_boundaries(out / f"track_{i}.boundaries.{fmt}", duration_s=8.0)
+        doc = json.loads((out / f"track_{i}.boundaries.json").read_text())
+        assert doc["threshold"] == 0.01 and len(doc["boundaries_s"]) == len(doc["strengths"])
+    assert (out / "boundaries.csv").read_text().startswith("file,boundary_s,strength")
+
+
+def test_detect_skips_existing_and_reports_bad_files(trained, capsys):
+    tmp, corpus, run = trained
+    out = tmp / "detect2"
+    args = ["detect", str(corpus), "-o", str(out), "--checkpoint", str(run / "best.pt"),
+            "--jobs", "1"]
+    assert cli.main(args) == 0
+    (corpus / "broken.wav").write_text("not audio")
+    before = (out / "track_0.boundaries.txt").stat().st_mtime_ns
+    assert cli.main(args) == 1  # one bad file: non-zero exit, the rest still done
+    captured = capsys.readouterr()
+    assert "skipped 4" in captured.out and "failed 1" in captured.out
+    assert "failed: " in captured.err and "broken.wav: cannot decode" in captured.err
+    assert "Traceback" not in captured.err
+    assert (out / "track_0.boundaries.txt").stat().st_mtime_ns == before
+    (corpus / "broken.wav").unlink()
+
+
+def test_detect_mirrors_the_input_tree(trained):
+    tmp, corpus, run = trained
+    nested = tmp / "nested"
+    (nested / "a" / "b").mkdir(parents=True)
+    for i, rel in enumerate(["a/x.wav", "a/b/x.wav"]):
+        (nested / rel).write_bytes((corpus / f"track_{i}.wav").read_bytes())
+    out = tmp / "mirror"
+    assert cli.main(["detect", str(nested), "-o", str(out), "--checkpoint",
+                     str(run / "best.pt"), "--jobs", "1", "--save-activations", "--plot"]) == 0
+    assert (out / "a" / "x.boundaries.txt").exists()
+    assert (out / "a" / "b" / "x.boundaries.txt").exists()
+    assert np.load(out / "a" / "x.activations.npy").shape == (1 + 8 * 22050 // 512,)
+    assert (out / "a" / "x.boundaries.png").stat().st_size > 1000
+
+
+def test_evaluate_prints_table_and_writes_json(trained, capsys):
+    tmp, corpus, run = trained
+    held_out = write_corpus(tmp / "held_out", n=2, seed=10)
+    js, plots = tmp / "eval.json", tmp / "plots"
+    assert evaluate.main(["--checkpoint", str(run / "best.pt"), "--data", str(held_out),
+                          "--json", str(js), "--out", str(plots)]) == 0
+    assert "mean over files" in capsys.readouterr().out
+    result = json.loads(js.read_text())
+    for key in ("frame.precision", "frame.recall", "frame.f1", "frame.roc_auc", "frame.pr_auc",
+                "frame.accuracy", "naive.accuracy", "boundary.0.5.precision", "boundary.0.5.recall",
+                "boundary.0.5.f1", "boundary.3.0.precision", "boundary.3.0.recall",
+                "boundary.3.0.f1", "n_files", "per_file"):
+        assert key in result, key
+    assert result["n_files"] == 2 and len(result["per_file"]) == 2
+    positive_share = sum(r["naive"]["accuracy"] for r in result["per_file"]) / 2
+    assert result["naive.accuracy"] == positive_share  # the mean of per-file naive accuracies
+    assert 0.5 < result["naive.accuracy"] < 1
+    for name in ("roc.png", "pr.png", "track_0.activation.png"):
+        assert (plots / name).stat().st_size > 1000
+
+
+def test_user_errors_are_one_line_without_traceback(trained, tmp_path, capsys):
+    _, corpus, run = trained
+    cases = [
+        (["detect", str(corpus), "-o", str(tmp_path), "--checkpoint", str(tmp_path / "no.pt")],
+         "checkpoint not found"),
+        (["detect", str(tmp_path / "nothing"), "-o", str(tmp_path / "o"), "--checkpoint",
+          str(run / "best.pt")], "no such file or folder"),
+        (["train", "--set", "train.lrr=1"], "unknown config key 'train.lrr'"),
+        (["train", "--config", str(tmp_path / "missing.yaml")], "config file not found"),
+        (["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(tmp_path)],
+         "no annotated audio files"),
+        (["detect", str(corpus), "-o", str(tmp_path), "--checkpoint", str(run / "best.pt"),
+          "--format", "xml"], "unknown format"),
+    ]
+    for argv, message in cases:
+        code = cli.main(argv)
+        err = capsys.readouterr().err
+        assert code != 0 and message in err and "Traceback" not in err, (argv, err)
+
+
+def test_refuses_to_overwrite_a_previous_run(trained, capsys):
+    tmp, corpus, run = trained
+    assert train.main([*CONFIGS, *sets(tmp, corpus), "--run-dir", str(run)]) == 2
+    assert "pass --resume" in capsys.readouterr().err
+
+
+def test_same_seed_same_metrics(tmp_path):
+    corpus = write_corpus(tmp_path / "c", n=3)
+    results = []
+    for name in ("a", "b"):
+        train.main([*CONFIGS, *sets(tmp_path, corpus), "--run-dir", str(tmp_path / name)])
+        results.append(json.loads((tmp_path / name / "metrics.json").read_text()))
+    for key in ("frame.pr_auc", "frame.roc_auc", "boundary.3.0.f1"):
+        assert results[0][key] == results[1][key]

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+import torch
+
+from boundaries.config import ModelConfig
+from boundaries.inference import chunk_windows, predict_activations, resolve_device
+from boundaries.models import BoundaryCNN
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    m = BoundaryCNN(ModelConfig(conv_channels=(4,), channels=8, dilations=(1, 2, 4, 8, 16)), 16)
+    return m.eval()
+
+
+@pytest.mark.parametrize("n_frames", [5, 100, 999, 2500])
+def test_chunked_equals_whole_file(model, n_frames, rng):
+    mel = rng.normal(-40, 10, (16, n_frames)).astype(np.float32)
+    whole = torch.sigmoid(model(torch.from_numpy(mel)[None]))[0].detach().numpy()
+    chunked = predict_activations(model, mel, chunk_frames=97, context_frames=0, batch_size=3)
+    assert chunked.shape == (n_frames,)
+    assert np.abs(chunked - whole).max() < 1e-4
+
+
+def test_windows_cover_every_frame_once():
+    for n in (1, 50, 1000, 1001):
+        covered = np.zeros(n, int)
+        for start, a, b in chunk_windows(n, 100, 30):
+            assert 0 <= start and start <= a < b and b <= n
+            covered[a:b] += 1
+        assert np.all(covered == 1)
+
+
+def test_device_auto_is_cpu_without_gpu():
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from boundaries.peaks import pick_peaks
+
+FPS = 10.0  # 10 frames per second keeps the hand-built curves readable
+
+
+def bumps(n, centres, height=1.0, width=3):
+    x = np.zeros(n)
+    for c in centres:
+        x[c - width:c + width + 1] = np.maximum(x[c - width:c + width + 1],
+                                                height * np.hanning(2 * width + 3)[1:-1])
+    return x
+
+
+def test_exact_times_of_isolated_peaks():
+    x = bumps(600, [100, 300, 450])
+    times, strengths = pick_peaks(x, fps=FPS, threshold=0.1, max_window_s=6, avg_before_s=12,
+                                  avg_after_s=6)
+    assert times.tolist() == [10.0, 30.0, 45.0]
+    assert np.all(strengths > 0.5)
+
+
+def test_smaller_peak_within_window_is_suppressed():
+    x = bumps(600, [100]) + bumps(600, [140], height=0.5)
+    times, _ = pick_peaks(x, fps=FPS, threshold=0.05, max_window_s=6)
+    assert times.tolist() == [10.0]
+
+
+def test_threshold_is_relative_to_local_mean():
+    x = np.full(600, 0.6) + bumps(600, [300], height=0.2)
+    assert pick_peaks(x, fps=FPS, threshold=0.1)[0].tolist() == [30.0]
+    assert pick_peaks(x, fps=FPS, threshold=0.3)[0].size == 0
+
+
+def test_flat_and_empty_activations_give_nothing():
+    assert pick_peaks(np.zeros(500), fps=FPS, threshold=0.0)[0].size == 0
+    assert pick_peaks(np.full(500, 0.7), fps=FPS, threshold=0.0)[0].size == 0
+    assert pick_peaks(np.zeros(0), fps=FPS, threshold=0.1)[0].size == 0
+
+
+def test_plateau_gives_one_peak():
+    x = np.zeros(400)
+    x[200:205] = 1.0
+    assert len(pick_peaks(x, fps=FPS, threshold=0.1)[0]) == 1
+
+
+def test_peaks_at_the_edges():
+    x = bumps(300, [4, 295])
+    times, _ = pick_peaks(x, fps=FPS, threshold=0.1)
+    assert times.tolist() == [0.4, 29.5]
+
+
+def test_min_distance():
+    x = bumps(600, [100, 180], height=1.0)
+    assert len(pick_peaks(x, fps=FPS, threshold=0.1, max_window_s=2)[0]) == 2
+    assert len(pick_peaks(x, fps=FPS, threshold=0.1, max_window_s=2, min_distance_s=10)[0]) == 1
+
+
+def test_rejects_2d_input():
+    with pytest.raises(ValueError):
+        pick_peaks(np.zeros((2, 5)), fps=FPS, threshold=0.1)

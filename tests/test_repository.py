@@ -1,0 +1,33 @@
+"""The README's promises: its test command is what CI runs; the layout is as documented."""
+
+import os
+import re
+
+from conftest import REPO
+
+
+def readme_commands():
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    block = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+    return [line.strip() for line in block.splitlines() if line.strip() and not
+            line.startswith("#")]
+
+
+def test_ci_runs_the_readme_test_command():
+    install_and_train, install_and_test = readme_commands()[:2]
+    ci = open(os.path.join(REPO, ".ci", "run"), encoding="utf-8").read()
+    assert install_and_test.replace("pip install ", "pip install -q ") in ci
+    assert install_and_train.endswith("python train.py")
+    assert "torch==2.13.0" in install_and_train and "torch==2.13.0" in install_and_test
+
+
+def test_layout():
+    for path in ("pyproject.toml", "README.md", "boundaries", "configs/base.yaml", "tests",
+                 "data_scripts", "train.py", "evaluate.py", ".ci/run"):
+        assert os.path.exists(os.path.join(REPO, path)), path
+
+
+def test_light_modules_do_not_import_torch():
+    for name in ("peaks", "metrics", "annotations", "labels", "timebase", "audio", "features"):
+        source = open(os.path.join(REPO, "boundaries", f"{name}.py"), encoding="utf-8").read()
+        assert "import torch" not in source, name

@@ -1,0 +1,148 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import REPO, tiny_overrides, write_corpus
+
+import train
+from boundaries.checkpoints import load_checkpoint, load_model, save_checkpoint
+from boundaries.errors import CheckpointError
+
+CONFIGS = ["--config", os.path.join(REPO, "configs", "base.yaml"),
+           "--config", os.path.join(REPO, "configs", "debug.yaml")]
+
+
+def args(tmp_path, corpus, run, epochs):
+    sets = tiny_overrides(tmp_path, corpus, **{"train.epochs": epochs})
+    return [*CONFIGS, *[a for o in sets for a in ("--set", o)], "--run-dir", str(run)]
+
+
+def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    from boundaries import training
+
+    corpus = write_corpus(tmp_path / "c", n=3)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert train.main(args(tmp_path, corpus, straight, 3)) == 0
+    real_end_epoch = training.Trainer._end_epoch
+
+    def interrupt_after_first(self, *a, **k):
+        stop = real_end_epoch(self, *a, **k)
+        if self.epoch == 1:
+            raise KeyboardInterrupt  # Ctrl-C right after epoch 1's checkpoint
+        return stop
+
+    monkeypatch.setattr(training.Trainer, "_end_epoch", interrupt_after_first)
+    assert train.main(args(tmp_path, corpus, split, 3)) == 130
+    assert load_checkpoint(split / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(training.Trainer, "_end_epoch", real_end_epoch)
+    assert train.main(args(tmp_path, corpus, split, 3) + ["--resume"]) == 0
+    a = [json.loads(line) for line in open(straight / "metrics.jsonl")]
+    b = [json.loads(line) for line in open(split / "metrics.jsonl")]
+    for row_a, row_b in zip(a, b, strict=True):
+        for key in ("epoch", "train_loss", "loss", "pr_auc"):
+            assert row_a[key] == pytest.approx(row_b[key], rel=1e-6), (key, row_a, row_b)
+
+
+def test_resume_after_kill_mid_epoch(tmp_path):
+    """SIGKILL during training, then --resume finishes the run."""
+    corpus = write_corpus(tmp_path / "c", n=3)
+    run = tmp_path / "run"
+    argv = args(tmp_path, corpus, run, 40)
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "last.pt").exists():
+        time.sleep(0.05)
+    assert (run / "last.pt").exists(), "no checkpoint before the deadline"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = load_checkpoint(run / "last.pt")["epoch"]
+    assert 1 <= done < 40
+    assert train.main(argv + ["--resume"]) == 0
+    final = load_checkpoint(run / "last.pt")
+    assert final["epoch"] == 40
+    rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == list(range(1, 41))
+
+
+def test_resume_refuses_a_different_model(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "c", n=3)
+    run = tmp_path / "run"
+    assert train.main(args(tmp_path, corpus, run, 1)) == 0
+    assert train.main(args(tmp_path, corpus, run, 2) + ["--set", "model.channels=8",
+                                                        "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+
+
+def test_checkpoint_carries_config_and_rebuilds_model(tmp_path):
+    corpus = write_corpus(tmp_path / "c", n=3)
+    run = tmp_path / "run"
+    assert train.main(args(tmp_path, corpus, run, 1)) == 0
+    model, cfg, state = load_model(run / "best.pt")
+    assert cfg.features.n_mels == 16 and state["epoch"] == 1
+    assert model(torch.zeros(1, 16, 50)).shape == (1, 50)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_crafted_checkpoint_cannot_run_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "boundaries-checkpoint-v1", "model": Exploit()}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("content,message", [(b"", "corrupt"), (b"PK\x03\x04junk", "corrupt")])
+def test_corrupt_checkpoint(tmp_path, content, message):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_foreign_checkpoint(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(CheckpointError, match="not a boundaries checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"epoch": 1})
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"epoch": 2})
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+@pytest.mark.slow
+def test_ddp_two_gloo_processes(tmp_path):
+    corpus = write_corpus(tmp_path / "c", n=4)
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           os.path.join(REPO, "train.py"), *args(tmp_path, corpus, run, 2),
+           "--set", "sampling.strategy=oversample"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model, _, state = load_model(run / "best.pt")  # a checkpoint from 2 processes loads in one
+    assert state["epoch"] >= 1
+    rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows] == [1, 2]  # only rank 0 logged
