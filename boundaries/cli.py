@@ -28,6 +28,10 @@ def _setup_logging(debug: bool) -> None:
 
 def _common(parser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    if parser.prog.split()[-1] != "train":
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override the checkpoint's eval/peaks/data settings, e.g. "
+                            "--set peaks.max_window_s=3 (repeatable)")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
 
 
@@ -89,7 +93,7 @@ def run_evaluate(args) -> int:
     result = evaluate_checkpoint(args.checkpoint, args.data, out_dir=args.out,
                                  json_path=args.json, threshold=args.threshold,
                                  device=args.device or "auto", trim=not args.no_trim,
-                                 progress=sys.stderr.isatty())
+                                 overrides=args.set, progress=sys.stderr.isatty())
     print(format_table(result))
     for path, message in result.get("skipped_files", {}).items():
         print(f"skipped: {message}", file=sys.stderr)
@@ -117,6 +121,7 @@ def run_detect(args) -> int:
 
     from boundaries.batch import FORMATS, detect_paths
     from boundaries.checkpoints import load_model
+    from boundaries.config import apply_overrides
     from boundaries.inference import resolve_device
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -133,6 +138,7 @@ def run_detect(args) -> int:
     torch.set_num_threads(1)
     device = resolve_device(args.device or "auto")
     model, cfg, _ = load_model(checkpoint, device)
+    cfg = apply_overrides(cfg, args.set)
     report = detect_paths(args.paths, args.out, model, cfg, device, formats,
                           threshold=args.threshold, overwrite=args.overwrite,
                           n_workers=args.jobs, save_activations=args.save_activations,

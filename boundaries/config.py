@@ -335,6 +335,17 @@ def config_from_dict(data: dict) -> Config:
         raise ConfigError(f"invalid config: {exc}") from None
 
 
+def apply_overrides(cfg: Config, overrides=(), frozen_sections=("audio", "features", "model")):
+    """``cfg`` with ``section.key=value`` overrides; sections a trained model depends on are
+    refused, since changing them would silently break the checkpoint."""
+    extra = merge_dicts(*(parse_override(o) for o in overrides))
+    for section in frozen_sections:
+        if section in extra:
+            raise ConfigError(f"config section '{section}' is fixed by the checkpoint and cannot "
+                              "be overridden here; retrain to change it")
+    return config_from_dict(merge_dicts(cfg.to_dict(), extra))
+
+
 def save_config(cfg: Config, path) -> None:
     """Write the effective config as YAML, atomically."""
     from boundaries.atomic import write_text

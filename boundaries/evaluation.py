@@ -165,7 +165,7 @@ def to_json(result: dict) -> str:
 
 
 def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=None,
-                        device="auto", trim=True, progress=True) -> dict:
+                        device="auto", trim=True, overrides=(), progress=True) -> dict:
     """Score a checkpoint on every annotated file under ``data_dir`` (held-out clips).
 
     Returns the :func:`score` dict (plus ``skipped_files``); writes JSON to ``json_path`` and, with
@@ -176,10 +176,12 @@ def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, t
     from boundaries import corpus
     from boundaries.atomic import write_text
     from boundaries.checkpoints import load_model
+    from boundaries.config import apply_overrides
     from boundaries.errors import BoundariesError
 
     device = inference.resolve_device(device)
     model, cfg, _ = load_model(checkpoint, device)
+    cfg = apply_overrides(cfg, overrides)
     cfg = cfg.replace(eval=dataclasses.replace(cfg.eval, trim=trim))
     tracks, problems = corpus.discover(Path(data_dir).expanduser(), cfg.audio.extensions)
     data, failed = corpus.load(tracks, cfg, progress)
@@ -190,6 +192,7 @@ def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, t
     activations = collect_activations(model, data, cfg, device)
     result = score(data, activations, cfg, peak_threshold=threshold)
     result["checkpoint"] = str(checkpoint)
+    result["config"] = cfg.to_dict()  # the effective config this evaluation ran with
     result["skipped_files"] = {str(k): v for k, v in problems.items()}
     if out_dir:
         _write_plots(Path(out_dir), data, activations, result, cfg)

@@ -89,7 +89,8 @@ def test_evaluate_prints_table_and_writes_json(trained, capsys):
     held_out = write_corpus(tmp / "held_out", n=2, seed=10)
     js, plots = tmp / "eval.json", tmp / "plots"
     assert evaluate.main(["--checkpoint", str(run / "best.pt"), "--data", str(held_out),
-                          "--json", str(js), "--out", str(plots)]) == 0
+                          "--json", str(js), "--out", str(plots), "--set", "eval.windows=[1.0]",
+                          "--set", "eval.windows=[0.5, 3.0]"]) == 0
     assert "mean over files" in capsys.readouterr().out
     result = json.loads(js.read_text())
     for key in ("frame.precision", "frame.recall", "frame.f1", "frame.roc_auc", "frame.pr_auc",
@@ -98,6 +99,7 @@ def test_evaluate_prints_table_and_writes_json(trained, capsys):
                 "boundary.3.0.f1", "n_files", "per_file"):
         assert key in result, key
     assert result["n_files"] == 2 and len(result["per_file"]) == 2
+    assert result["config"]["eval"]["windows"] == [0.5, 3.0]
     positive_share = sum(r["naive"]["accuracy"] for r in result["per_file"]) / 2
     assert result["naive.accuracy"] == positive_share  # the mean of per-file naive accuracies
     assert 0.5 < result["naive.accuracy"] < 1
@@ -118,6 +120,8 @@ def test_user_errors_are_one_line_without_traceback(trained, tmp_path, capsys):
          "no annotated audio files"),
         (["detect", str(corpus), "-o", str(tmp_path), "--checkpoint", str(run / "best.pt"),
           "--format", "xml"], "unknown format"),
+        (["detect", str(corpus), "-o", str(tmp_path), "--checkpoint", str(run / "best.pt"),
+          "--set", "model.channels=3"], "fixed by the checkpoint"),
     ]
     for argv, message in cases:
         code = cli.main(argv)

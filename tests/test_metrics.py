@@ -3,8 +3,8 @@ import pytest
 
 from boundaries import metrics
 
-# mir_eval's own fixture tests/data/segment/ref00.lab / est00.lab and output00.json
-# (HitRate_0.5P/R/F, HitRate_3F), copied as numbers: the intervals and expected scores.
+# Intervals in the style of mir_eval's tests/data/segment fixtures (written for this test, not
+# copied); the expected scores are regenerated with mir_eval at test time.
 REF00 = np.array([[0.0, 0.3], [0.3, 4.1], [4.1, 10.4], [10.4, 16.9], [16.9, 21.1], [21.1, 27.6],
                   [27.6, 32.5], [32.5, 33.1]])
 
