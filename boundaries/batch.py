@@ -43,6 +43,7 @@ class Report:
     skipped: list = field(default_factory=list)
     failed: dict = field(default_factory=dict)
     audio_s: float = 0.0
+    seconds: float = 0.0  # wall time of the whole batch
     rows: list = field(default_factory=list)  # (file, time_s, strength) for boundaries.csv
 
 
