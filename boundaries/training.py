@@ -118,13 +118,14 @@ def train_one_epoch(model, loader, criterion, optimizer, scheduler, device, cfg,
 
 
 @torch.no_grad()
-def validate(model, val_data, criterion, cfg, device):
-    """Loss, frame PR-/ROC-AUC (pooled) and mean hit-rate F on whole validation files."""
+def validate(model, val_data, val_targets, criterion, cfg, device):
+    """Loss, frame PR-/ROC-AUC (pooled) and mean hit-rate F on whole validation files.
+
+    ``val_targets``: ``(targets, weights)`` per file, made once by the caller."""
     model.eval()
     activations = evaluation.collect_activations(distributed.unwrap(model), val_data, cfg, device)
     losses = []
-    for track, acts in zip(val_data, activations):
-        targets, weights = make_training_tracks([track], cfg)[0][1:3]
+    for (targets, weights), acts in zip(val_targets, activations):
         p = torch.from_numpy(np.clip(acts, 1e-6, 1 - 1e-6))
         losses.append(float(criterion(torch.logit(p), torch.from_numpy(targets),
                                       torch.from_numpy(weights), torch.ones(len(acts)))))
@@ -170,6 +171,7 @@ class Trainer:
         self.train_data, self.val_data, self.problems = prepare_data(cfg, progress and
                                                                      distributed.is_main())
         items = make_training_tracks(self.train_data, cfg)
+        self.val_targets = [item[1:3] for item in make_training_tracks(self.val_data, cfg)]
         self.model = build_model(cfg)
         self.model.set_normalization(*mel_statistics(self.train_data))
         self.model.to(self.device)
@@ -204,6 +206,12 @@ class Trainer:
         self.epoch, self.best, self.best_epoch = state["epoch"], state["best_metric"], \
             state["best_epoch"]
         self.stale, self.history = state["stale_epochs"], state["history"]
+        # A kill between the checkpoint and the log line leaves them out of step: the checkpoint's
+        # history is the truth, so the log is rewritten from it.
+        from boundaries.atomic import write_text
+
+        write_text(self.run_dir / "metrics.jsonl",
+                   "".join(json.dumps(row) + "\n" for row in self.history))
         logger.info("resumed from %s after epoch %d (best %s %.4f at epoch %d)", path, self.epoch,
                     self.cfg.train.select_metric, self.best or float("nan"), self.best_epoch)
 
@@ -219,7 +227,8 @@ class Trainer:
             stats = distributed.all_reduce_mean(stats)
             stop = False
             if main:
-                scores, _ = validate(self.model, self.val_data, self.criterion, cfg, self.device)
+                scores, _ = validate(self.model, self.val_data, self.val_targets, self.criterion,
+                                     cfg, self.device)
                 stop = self._end_epoch({**stats, **scores}, metric, time.perf_counter() - started)
             else:
                 self.epoch += 1
