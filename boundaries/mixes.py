@@ -1,0 +1,371 @@
+"""DJ-style training mixes from any folder of music, with exact crossover labels.
+
+Each clip joins excerpts of two or more different source tracks the way DJs hand over: hard cuts,
+linear and equal-power crossfades, EQ handovers (the incoming track's highs come in first, the bass
+is swapped at the middle, the outgoing highs leave last) and fades through a short gap. Every
+track plays at a small speed offset (a deck without key lock: tempo and pitch move together) and
+its own gain. The crossover point is the cut, the middle of the overlap, or the middle of the gap.
+
+Sources are single files, the stems of one song summed (a folder holding ``song.ogg``,
+``guitar.ogg``, ...), or members of zip archives when asked. Tracks are split into training and
+validation *before* any clip is made, by track or by top-level folder (package, album), so no
+source feeds both. Excerpts are read with seeks, never whole files; Ogg is written in blocks
+(one long Vorbis write can crash libvorbis).
+"""
+
+import json
+import logging
+import tempfile
+import zipfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+from scipy.signal import butter, sosfiltfilt
+
+from boundaries.annotations import write_boundaries
+from boundaries.atomic import atomic_path, write_text
+from boundaries.audio import AUDIO_EXTENSIONS
+from boundaries.errors import BoundariesError, first_line
+
+logger = logging.getLogger(__name__)
+
+STEM_NAMES = {"song", "guitar", "rhythm", "bass", "drums", "vocals", "keys", "piano", "other"}
+ARCHIVE_EXTENSIONS = (".zip", ".pk3")
+SILENT_DBFS = -50.0  # an excerpt quieter than this (RMS) is redrawn: digital silence, a long pause
+EQ_CROSSOVER_HZ = 200.0
+WRITE_BLOCK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source track: a file, or the stems of one song (summed)."""
+    name: str  # stable id, relative to its --tracks root (archive members as archive/member)
+    group: str  # top-level folder under the root: the package or album
+    paths: tuple  # the file, or every stem
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class MixSettings:
+    sr: int = 22050
+    clip_s: tuple = (30.0, 240.0)  # clip length range (log-uniform)
+    segment_s: tuple = (15.0, 75.0)  # time between crossovers
+    overlap_s: tuple = (2.0, 30.0)  # crossfade and EQ handover length (log-uniform)
+    gap_s: tuple = (0.3, 2.0)  # silence in a fade through a gap
+    speed: float = 0.04  # +- relative tempo offset per track
+    gain_db: float = 3.0  # +- level offset per track around a common RMS
+    kinds: dict = field(default_factory=lambda: {"cut": 0.2, "linear": 0.2, "equal_power": 0.2,
+                                                 "eq": 0.25, "gap": 0.15})
+    format: str = "ogg"
+
+
+# ---------------------------------------------------------------- sources
+
+
+def find_sources(roots, *, zips: bool = False, stems: bool = True, extract_dir=None):
+    """Every usable source under ``roots``; returns ``(sources, problems)``.
+
+    ``problems`` maps a path to one line saying why it was skipped (unreadable, not audio).
+    Archive members are extracted into ``extract_dir`` (required with ``zips``).
+    """
+    sources, problems = [], {}
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise BoundariesError(f"{root}: not a folder; pass folders of music with --tracks")
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        audio = [(root, p) for p in files if p.suffix.lower() in AUDIO_EXTENSIONS]
+        if zips:  # members are named as if the archive were a folder: pkg/0music.pk3/music/x.ogg
+            base = Path(extract_dir) / root.name
+            for archive in (p for p in files if p.suffix.lower() in ARCHIVE_EXTENSIONS):
+                audio += [(base, p) for p in _extract_members(archive, root, base, problems)]
+        for base, paths in _group_stems(audio, stems):
+            source = _describe(base, paths, problems)
+            if source is not None:
+                sources.append(source)
+    return sorted(sources, key=lambda s: s.name), problems
+
+
+def _extract_members(archive: Path, root: Path, extract_dir: Path, problems) -> list:
+    target = extract_dir / archive.relative_to(root)  # keeps the archive in the source's name
+    try:
+        with zipfile.ZipFile(archive) as handle:
+            members = [m for m in handle.namelist()
+                       if Path(m).suffix.lower() in AUDIO_EXTENSIONS and _safe_member(m)]
+            for member in members:
+                handle.extract(member, target)
+    except (zipfile.BadZipFile, OSError) as exc:
+        problems[archive] = f"{archive}: cannot open the archive ({first_line(exc, 80)}); skipped"
+        return []
+    return [target / m for m in members]
+
+
+def _safe_member(name: str) -> bool:
+    # Zip members named "../x" or "/x" would be written outside the extraction folder.
+    return not Path(name).is_absolute() and ".." not in Path(name).parts
+
+
+def _group_stems(entries, stems: bool) -> list:
+    """``(base, paths)`` per source: single files as 1-tuples, the stems of one song (named
+    song, guitar, rhythm, ... in one folder) as one tuple."""
+    by_folder = {}
+    for base, path in entries:
+        by_folder.setdefault((base, path.parent), []).append(path)
+    groups = []
+    for (base, _), folder_paths in by_folder.items():
+        stem_paths = [p for p in folder_paths if p.stem.lower() in STEM_NAMES] if stems else []
+        if len(stem_paths) >= 2:
+            groups.append((base, tuple(stem_paths)))
+        else:
+            stem_paths = []
+        groups += [(base, (p,)) for p in folder_paths if p not in stem_paths]
+    return groups
+
+
+def _describe(base: Path, paths: tuple, problems) -> "Source | None":
+    try:
+        durations = [sf.info(str(p)).duration for p in paths]
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        problems[paths[0]] = f"{paths[0]}: cannot decode ({first_line(exc, 80)}); skipped"
+        return None
+    relative = paths[0].relative_to(base)
+    name = relative.parent if len(paths) > 1 else relative
+    group = name.parts[0] if len(name.parts) > 1 else str(name)  # a loose file is its own group
+    return Source(name=str(name), group=group, paths=tuple(str(p) for p in paths),
+                  duration_s=float(min(durations)))
+
+
+def split_sources(sources, *, by: str = "track", val_fraction: float = 0.2, seed: int = 0):
+    """``(train, val)``: whole groups (``by='group'``) or tracks go to validation until it holds
+    ``val_fraction`` of the total duration; a group that would overshoot by half the target is
+    passed over (if all would, the one nearest the target is taken)."""
+    if by not in ("track", "group"):
+        raise BoundariesError(f"split by {by!r}: use 'track' or 'group'")
+    key = (lambda s: s.name) if by == "track" else (lambda s: s.group)
+    groups = sorted({key(s) for s in sources})
+    durations = {g: sum(s.duration_s for s in sources if key(s) == g) for g in groups}
+    target = val_fraction * sum(durations.values())
+    val_groups, val_total = set(), 0.0
+    for g in np.random.default_rng(seed).permutation(groups):
+        if val_total >= target:
+            break
+        if val_total + durations[g] <= 1.5 * target:
+            val_groups.add(g)
+            val_total += durations[g]
+    if not val_groups:  # every group is big: take the one nearest the target
+        val_groups = {min(groups, key=lambda g: abs(durations[g] - target))}
+    if len(groups) < 2 or len(val_groups) == len(groups):
+        raise BoundariesError(f"{len(groups)} {by}(s) of music: a split by {by} needs at least "
+                              "two; add music or split by track")
+    val = [s for s in sources if key(s) in val_groups]
+    train = [s for s in sources if key(s) not in val_groups]
+    return train, val
+
+
+# ---------------------------------------------------------------- one clip
+
+
+def read_excerpt(source: Source, offset_s: float, duration_s: float, sr: int,
+                 speed: float = 1.0) -> np.ndarray:
+    """``duration_s`` seconds of mono audio at ``sr`` as heard at ``speed`` (1.04 = 4 % faster),
+    read from ``offset_s`` in the source with a seek; stems are summed."""
+    total = None
+    for path in source.paths:
+        with sf.SoundFile(path) as handle:
+            start = int(offset_s * handle.samplerate)
+            n = int(np.ceil(duration_s * speed * handle.samplerate)) + 64
+            handle.seek(min(start, max(handle.frames - 1, 0)))
+            x = handle.read(n, dtype="float32", always_2d=True).mean(axis=1)
+            # Played at `speed`: the source's samples last 1/speed as long.
+            y = soxr.resample(x, handle.samplerate * speed, sr, quality="HQ")
+        total = y if total is None else total[:len(y)] + y[:len(total)]
+    n_out = int(round(duration_s * sr))
+    return np.pad(total, (0, max(0, n_out - len(total))))[:n_out].astype(np.float32)
+
+
+def _dbfs(y) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(y, dtype=np.float64))) + 1e-12))
+
+
+def _loguniform(rng, low, high) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def plan_layout(rng, settings: MixSettings):
+    """Clip length, crossover times, and per crossover its kind and overlap (seconds)."""
+    clip_s = _loguniform(rng, *settings.clip_s)
+    lo, hi = settings.segment_s
+    times, t = [], rng.uniform(min(lo, clip_s / 3), min(hi, clip_s / 2))
+    while t < clip_s - min(lo, clip_s / 4):
+        times.append(t)
+        t += rng.uniform(lo, hi)
+    if not times:
+        times = [clip_s / 2]
+    edges = np.r_[0.0, times, clip_s]
+    kinds = list(settings.kinds)
+    probs = np.array([settings.kinds[k] for k in kinds], dtype=float)
+    transitions = []
+    for i, time_s in enumerate(times):
+        kind = str(rng.choice(kinds, p=probs / probs.sum()))
+        room = 0.9 * min(edges[i + 1] - edges[i], edges[i + 2] - edges[i + 1])
+        if kind == "cut":
+            overlap = 0.0
+        elif kind == "gap":  # fade out, silence (a negative overlap), fade in
+            overlap = -rng.uniform(*settings.gap_s)
+        else:
+            overlap = min(_loguniform(rng, *settings.overlap_s), room)
+        transition = {"time_s": float(time_s), "kind": kind, "overlap_s": float(overlap)}
+        if kind == "gap":
+            transition["fade_s"] = float(rng.uniform(0.5, min(4.0, room / 2)))
+        transitions.append(transition)
+    return float(clip_s), transitions
+
+
+def _segment_spans(clip_s, transitions):
+    """(start_s, stop_s) of every track in the clip. With overlap o the incoming track starts at
+    t - o/2 and the outgoing one stops at t + o/2; a gap is a negative overlap."""
+    starts = [0.0] + [t["time_s"] - t["overlap_s"] / 2 for t in transitions]
+    stops = [t["time_s"] + t["overlap_s"] / 2 for t in transitions] + [clip_s]
+    return list(zip(starts, stops))
+
+
+def _envelopes(n, sr, transition_in, transition_out):
+    """Per-band gain curves (low, high) of one track over its ``n`` samples."""
+    low = np.ones(n, dtype=np.float32)
+    high = np.ones(n, dtype=np.float32)
+    for transition, rising in ((transition_in, True), (transition_out, False)):
+        if transition is None or transition["kind"] == "cut":
+            continue
+        kind, overlap = transition["kind"], transition["overlap_s"]
+        length = transition["fade_s"] if kind == "gap" else overlap
+        m = min(n, int(round(length * sr)))
+        ramp = np.linspace(0.0, 1.0, m, dtype=np.float32)
+        if kind == "equal_power":
+            ramp = np.sin(0.5 * np.pi * ramp)
+        if kind == "eq":  # highs ramp over the incoming half; the bass swaps at the middle
+            half = m // 2
+            bass = (np.arange(m) >= half).astype(np.float32)
+            high_ramp = np.minimum(1.0, ramp * 2) if rising else np.maximum(0.0, ramp * 2 - 1)
+            curves = (bass, high_ramp)
+        else:
+            curves = (ramp, ramp)
+        for env, curve in zip((low, high), curves):
+            if rising:
+                env[:m] *= curve
+            else:
+                env[n - m:] *= curve[::-1]
+    return low, high
+
+
+def make_mix(rng, sources, settings: MixSettings, max_tries: int = 20):
+    """One clip: ``(y, crossover_times_s, record)``; ``record`` is the manifest entry."""
+    clip_s, transitions = plan_layout(rng, settings)
+    spans = _segment_spans(clip_s, transitions)
+    sr = settings.sr
+    y = np.zeros(int(round(clip_s * sr)), dtype=np.float32)
+    used, segments = set(), []
+    low_pass = butter(4, EQ_CROSSOVER_HZ, btype="low", fs=sr, output="sos")
+    for i, (start, stop) in enumerate(spans):
+        piece, segment = _draw_excerpt(rng, sources, used, stop - start, settings, max_tries)
+        segment.update(start_s=round(start, 3), stop_s=round(stop, 3))
+        segments.append(segment)
+        low_env, high_env = _envelopes(len(piece), sr, transitions[i - 1] if i else None,
+                                       transitions[i] if i < len(transitions) else None)
+        if np.any(low_env != high_env):
+            low = sosfiltfilt(low_pass, piece).astype(np.float32)
+            piece = low * low_env + (piece - low) * high_env
+        else:
+            piece = piece * low_env
+        begin = int(round(start * sr))
+        stop_i = min(len(y), begin + len(piece))
+        y[begin:stop_i] += piece[:stop_i - begin]
+    peak = float(np.abs(y).max())
+    if peak > 0.98:  # no clipping; every track keeps its relative level
+        y *= 0.98 / peak
+    times = np.array([t["time_s"] for t in transitions])
+    record = {"duration_s": round(clip_s, 3), "segments": segments,
+              "transitions": [{**t, "time_s": round(t["time_s"], 3),
+                               "overlap_s": round(t["overlap_s"], 3)} for t in transitions]}
+    return y, times, record
+
+
+def _draw_excerpt(rng, sources, used, duration_s, settings, max_tries):
+    for _ in range(max_tries):
+        speed = float(1 + rng.uniform(-settings.speed, settings.speed))
+        need = duration_s * speed + 0.1
+        candidates = [i for i, s in enumerate(sources) if i not in used and s.duration_s >= need]
+        if not candidates:
+            break
+        index = int(rng.choice(candidates))
+        source = sources[index]
+        offset = float(rng.uniform(0, source.duration_s - need))
+        piece = read_excerpt(source, offset, duration_s, settings.sr, speed)
+        level = _dbfs(piece)
+        if level < SILENT_DBFS:  # silence or a near-silent passage: draw again
+            continue
+        used.add(index)
+        gain_db = float(rng.uniform(-settings.gain_db, settings.gain_db))
+        piece *= np.float32(10 ** ((-20.0 + gain_db - level) / 20))  # common level, +- gain
+        return piece, {"source": source.name, "offset_s": round(offset, 3),
+                       "speed": round(speed, 4), "gain_db": round(gain_db, 2)}
+    raise BoundariesError(f"no unused source of at least {duration_s:.0f} s with sound in it; "
+                          "add tracks or lower --segment-s / --clip-s")
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_audio(path: Path, y: np.ndarray, sr: int, fmt: str) -> None:
+    """Atomic, and block by block: long single-call Vorbis writes crash libvorbis."""
+    subtype = {"ogg": "VORBIS", "flac": "PCM_16", "wav": "PCM_16"}[fmt]
+    with atomic_path(path) as tmp:
+        with sf.SoundFile(tmp, "w", sr, 1, subtype=subtype, format=fmt.upper()) as handle:
+            for begin in range(0, len(y), WRITE_BLOCK):
+                handle.write(y[begin:begin + WRITE_BLOCK])
+
+
+def _write_clip(out_dir: Path, split: str, index: int, sources, settings: MixSettings,
+                seed: int) -> dict:
+    split_code = {"train": 0, "val": 1, "test": 2}[split]
+    rng = np.random.default_rng([seed, split_code, index])  # independent of order and of n
+    y, times, record = make_mix(rng, sources, settings)
+    name = f"mix_{index:04d}.{settings.format}"
+    write_audio(out_dir / split / name, y, settings.sr, settings.format)
+    write_boundaries(out_dir / split / f"mix_{index:04d}.txt", times, "txt")
+    return {"file": f"{split}/{name}", **record}
+
+
+def write_mixes(out_dir, splits: dict, settings: MixSettings, seed: int = 0, jobs: int = 1,
+                split_info: "dict | None" = None, progress=None) -> list:
+    """Write ``{split: (sources, n_clips)}`` as ``OUT/<split>/mix_NNNN.<fmt>`` + ``.txt`` and
+    ``OUT/manifest.json``; returns the manifest's clip records."""
+    out_dir = Path(out_dir)
+    tasks = []
+    for split, (sources, n_clips) in splits.items():
+        (out_dir / split).mkdir(parents=True, exist_ok=True)
+        tasks += [(out_dir, split, i, sources, settings, seed) for i in range(n_clips)]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_write_clip, *task) for task in tasks]
+            records = [_track(f.result(), progress) for f in futures]
+    else:
+        records = [_track(_write_clip(*task), progress) for task in tasks]
+    manifest = {"seed": seed, "settings": asdict(settings), "split": split_info or {},
+                "clips": records}
+    write_text(out_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
+    return records
+
+
+def _track(record, progress):
+    if progress is not None:
+        progress(record)
+    return record
+
+
+def temporary_extract_dir():
+    """Where archive members are unpacked for one run (removed afterwards)."""
+    return tempfile.TemporaryDirectory(prefix="boundaries-mix-")

@@ -1,0 +1,187 @@
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from boundaries.annotations import read_boundaries
+from boundaries.errors import BoundariesError
+from boundaries.mixes import (
+    MixSettings,
+    _envelopes,
+    _segment_spans,
+    find_sources,
+    make_mix,
+    plan_layout,
+    read_excerpt,
+    split_sources,
+    write_mixes,
+)
+from boundaries.synthetic import random_style, render_track
+
+SR = 22050
+
+
+def _track(seed, seconds, sr=SR):
+    rng = np.random.default_rng(seed)
+    return render_track(random_style(rng), seconds, sr, rng)
+
+
+@pytest.fixture(scope="module")
+def music(tmp_path_factory):
+    """Two 'packages' of short tracks in the material's odd shapes."""
+    root = tmp_path_factory.mktemp("music")
+    a, b = root / "pkg_a", root / "pkg_b" / "album"
+    a.mkdir()
+    b.mkdir(parents=True)
+    for i in range(4):
+        sf.write(a / f"t{i}.flac", _track(i, 50), SR)
+    y = _track(10, 50, 44100)
+    sf.write(b / "stereo 44k é.wav", np.stack([y, 0.5 * y], axis=1), 44100)
+    sf.write(b / "quiet.ogg", np.zeros(40 * 8000, dtype=np.float32), 8000)  # digital silence
+    sf.write(b / "stinger.wav", _track(11, 5), SR)  # shorter than any segment
+    song = root / "pkg_b" / "song_with_stems"
+    song.mkdir()
+    sf.write(song / "song.ogg", _track(12, 45), SR)
+    sf.write(song / "guitar.ogg", _track(13, 46), SR)
+    inner = root / "tmp_src.wav"
+    sf.write(inner, _track(14, 50), SR)
+    with zipfile.ZipFile(root / "pkg_b" / "music.pk3", "w") as archive:
+        archive.write(inner, "music/zipped.wav")
+        archive.writestr("../evil.wav", b"x")  # must never be extracted outside
+    inner.unlink()
+    (root / "pkg_b" / "notes.txt").write_text("not audio")
+    return root
+
+
+def test_find_sources_handles_stems_zips_and_odd_files(music, tmp_path):
+    sources, problems = find_sources([music], zips=True, extract_dir=tmp_path)
+    names = {s.name for s in sources}
+    assert "pkg_b/song_with_stems" in names  # one source for the two stems
+    stems = next(s for s in sources if s.name == "pkg_b/song_with_stems")
+    assert len(stems.paths) == 2 and stems.duration_s == pytest.approx(45, abs=0.01)
+    assert "pkg_b/music.pk3/music/zipped.wav" in names
+    assert not (tmp_path.parent / "evil.wav").exists() and not list(tmp_path.rglob("evil.wav"))
+    assert {s.group for s in sources} == {"pkg_a", "pkg_b"}
+    assert not problems
+    without_zips, _ = find_sources([music], zips=False)
+    assert not any("pk3" in s.name for s in without_zips)
+
+
+def test_a_missing_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(BoundariesError, match="not a folder"):
+        find_sources([tmp_path / "nope"])
+
+
+def test_split_by_group_keeps_packages_whole(music, tmp_path):
+    sources, _ = find_sources([music], zips=True, extract_dir=tmp_path)
+    for seed in range(5):
+        train, val = split_sources(sources, by="group", val_fraction=0.3, seed=seed)
+        assert {s.group for s in train}.isdisjoint({s.group for s in val})
+        assert val and train and len(train) + len(val) == len(sources)
+    train, val = split_sources(sources, by="track", val_fraction=0.3, seed=0)
+    assert {s.name for s in train}.isdisjoint({s.name for s in val})
+
+
+def test_read_excerpt_speed_changes_duration_not_length(music):
+    sources, _ = find_sources([music])
+    source = next(s for s in sources if "stereo" in s.name)  # 44.1 kHz stereo
+    normal = read_excerpt(source, 10.0, 8.0, SR, speed=1.0)
+    fast = read_excerpt(source, 10.0, 8.0, SR, speed=1.04)
+    assert len(normal) == len(fast) == 8 * SR
+    reference = sf.read(source.paths[0], dtype="float32")[0].mean(axis=1)
+    start = int(10.0 * 44100)
+    import soxr
+
+    expected = soxr.resample(reference[start:start + 9 * 44100], 44100, SR)[:8 * SR]
+    np.testing.assert_allclose(normal[100:-100], expected[100:-100], atol=2e-3)
+    assert not np.allclose(normal[SR:], fast[SR:], atol=1e-2)
+
+
+def test_spans_overlap_around_each_crossover():
+    transitions = [{"time_s": 20.0, "kind": "linear", "overlap_s": 10.0},
+                   {"time_s": 50.0, "kind": "gap", "overlap_s": -1.0, "fade_s": 1.0}]
+    spans = _segment_spans(80.0, transitions)
+    assert spans == [(0.0, 25.0), (15.0, 49.5), (50.5, 80.0)]
+
+
+@pytest.mark.parametrize("kind", ["linear", "equal_power", "eq"])
+def test_crossfade_envelopes_hand_over(kind):
+    transition = {"time_s": 5.0, "kind": kind, "overlap_s": 4.0}
+    n = 10 * 100
+    low_in, high_in = _envelopes(n, 100, transition, None)
+    low_out, high_out = _envelopes(n, 100, None, transition)
+    assert low_in[0] == high_in[0] == 0 and low_in[-1] == high_in[-1] == 1
+    assert low_out[0] == high_out[0] == 1 and low_out[-1] == high_out[-1] == 0
+    if kind == "eq":  # the bass is swapped at the middle of the overlap, highs ramp
+        assert low_in[199] == 0 and low_in[200] == 1
+        assert 0 < high_in[100] < 1
+
+
+def test_make_mix_labels_are_the_planned_crossovers(music):
+    sources, _ = find_sources([music])
+    settings = MixSettings(clip_s=(60.0, 90.0), segment_s=(15.0, 30.0), overlap_s=(2.0, 10.0))
+    y, times, record = make_mix(np.random.default_rng(3), sources, settings)
+    assert len(y) == pytest.approx(record["duration_s"] * SR, abs=0.0005 * SR)  # ms rounding
+    np.testing.assert_allclose(times, [t["time_s"] for t in record["transitions"]], atol=1e-3)
+    assert len(times) >= 1 and np.all(np.diff(times) > 0)
+    names = [s["source"] for s in record["segments"]]
+    assert len(names) == len(set(names)) == len(times) + 1  # different tracks, one per span
+    assert "pkg_b/album/quiet.ogg" not in names and "pkg_b/album/stinger.wav" not in names
+    assert np.abs(y).max() <= 0.98 + 1e-6
+
+
+def test_layout_respects_segment_range():
+    settings = MixSettings(clip_s=(30.0, 240.0), segment_s=(15.0, 75.0))
+    for seed in range(50):
+        clip_s, transitions = plan_layout(np.random.default_rng(seed), settings)
+        times = np.array([t["time_s"] for t in transitions])
+        assert 30.0 <= clip_s <= 240.0 and len(times) >= 1
+        assert np.all((times > 0) & (times < clip_s))
+        if len(times) > 1:
+            assert np.diff(times).min() >= 15.0
+        for t, gap in zip(transitions, np.diff(np.r_[0, times, clip_s])):
+            assert abs(t["overlap_s"]) <= gap
+
+
+def test_write_mixes_is_deterministic_and_complete(music, tmp_path):
+    sources, _ = find_sources([music])
+    train, val = split_sources(sources, by="track", val_fraction=0.5, seed=0)
+    settings = MixSettings(clip_s=(30.0, 45.0), segment_s=(12.0, 20.0), format="ogg")
+    for out in ("a", "b"):
+        write_mixes(tmp_path / out, {"train": (train, 2), "val": (val, 1)}, settings, seed=4)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert [c["file"] for c in manifest["clips"]] == ["train/mix_0000.ogg", "train/mix_0001.ogg",
+                                                      "val/mix_0000.ogg"]
+    for clip in manifest["clips"]:
+        audio = tmp_path / "a" / clip["file"]
+        info = sf.info(str(audio))
+        assert info.samplerate == SR and info.channels == 1
+        assert info.duration == pytest.approx(clip["duration_s"], abs=0.01)
+        times = read_boundaries(audio.with_suffix(".txt"))
+        np.testing.assert_allclose(times, [t["time_s"] for t in clip["transitions"]], atol=1e-3)
+        used = {s["source"] for s in clip["segments"]}
+        pool = {s.name for s in (train if clip["file"].startswith("train") else val)}
+        assert used <= pool  # no validation track in a training clip, and back
+    second = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert second["clips"] == manifest["clips"]
+
+
+def test_make_mixes_script_end_to_end(music, tmp_path, capsys):
+    from data_scripts.make_mixes import main
+
+    out = tmp_path / "mixes"
+    code = main(["--tracks", str(music), "--out", str(out), "--n-clips", "2", "--n-val-clips",
+                 "1", "--split-by", "group", "--zips", "--jobs", "1", "--clip-s", "30,40",
+                 "--segment-s", "12,20", "--format", "flac"])
+    assert code == 0
+    assert len(list((out / "train").glob("*.flac"))) == 2
+    assert "wrote 3 clips" in capsys.readouterr().out
+    assert main(["--tracks", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_too_little_music_is_one_clear_error(music):
+    sources, _ = find_sources([music])
+    with pytest.raises(BoundariesError, match="add tracks or lower --segment-s"):
+        make_mix(np.random.default_rng(0), sources[:1], MixSettings())
