@@ -6,8 +6,11 @@ existing ones are skipped unless ``overwrite``, a bad file costs one line and th
 """
 
 import csv
+import errno
 import io
 import logging
+import os
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +29,22 @@ from boundaries.features import limit_worker_threads, log_mel
 logger = logging.getLogger(__name__)
 
 FORMATS = ("txt", "lab", "jams", "json", "csv")
+# Write errors that will hit every later file too: stop the batch instead of failing each file.
+FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def ensure_writable(out_dir) -> Path:
+    """Create ``out_dir`` and prove a file can be written in it, or raise one clear line."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out_dir)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BoundariesError(f"{out_dir}: cannot write outputs here ({exc.strerror}); choose "
+                              "another --out, or fix its permissions or free space") from None
+    return out_dir
 
 
 @dataclass
@@ -120,10 +139,13 @@ def run_detect(jobs, model, cfg, device, formats, *, threshold=None, overwrite=F
             _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold,
                         save_activations, plot, report)
         except OSError as exc:
-            report.failed[job.audio_path] = (f"{job.audio_path}: cannot write outputs under "
-                                             f"{job.out_stem.parent} ({exc.strerror}); check "
-                                             "free space and permissions")
-            logger.error("%s", report.failed[job.audio_path])
+            message = (f"{job.audio_path}: cannot write outputs under {job.out_stem.parent} "
+                       f"({exc.strerror}); check free space and permissions")
+            if exc.errno in FATAL_WRITE_ERRORS:  # every later file would fail the same way
+                raise BoundariesError(f"{message}. Stopped after {len(report.done)} files; their "
+                                      "outputs are complete, rerun to continue") from None
+            report.failed[job.audio_path] = message
+            logger.error("%s", message)
     return report
 
 
@@ -178,6 +200,7 @@ def summary_line(report: Report, seconds: float) -> str:
 def detect_paths(inputs, out_dir, model, cfg, device, formats=("txt",), **options):
     """Plan, run and summarise a detection batch; returns the :class:`Report`."""
     started = time.perf_counter()
+    ensure_writable(out_dir)
     jobs, failed = plan_jobs(inputs, out_dir, cfg.audio.extensions)
     report = run_detect(jobs, model, cfg, device, formats, **options)
     report.failed.update(failed)

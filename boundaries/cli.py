@@ -151,10 +151,29 @@ def run_detect(args) -> int:
     return 1 if report.failed else 0
 
 
+def add_export_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="a trained checkpoint (runs/NAME/best.pt)")
+    parser.add_argument("out", help="where the model goes (e.g. boundaries/assets/default.pt)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run_export(args) -> int:
+    from boundaries.checkpoints import export_model
+
+    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+        raise BoundariesError(f"{args.out}: the export would replace its own source; pick "
+                              "another path")
+    size = export_model(args.checkpoint, args.out)
+    print(f"wrote {args.out} ({size / 1e6:.2f} MB: weights, config and tuned thresholds)")
+    return 0
+
+
 COMMANDS = {
     "train": (add_train_arguments, run_train, "train a boundary detector"),
     "evaluate": (add_evaluate_arguments, run_evaluate, "score a checkpoint on held-out files"),
     "detect": (add_detect_arguments, run_detect, "find boundaries in audio files and folders"),
+    "export": (add_export_arguments, run_export,
+               "strip a checkpoint to a model to ship (no optimizer state)"),
 }
 
 

@@ -320,10 +320,14 @@ def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:
         logger.info("%s: nothing to resume (no last.pt); starting fresh", run_dir)
     try:
         return trainer.run()
-    except KeyboardInterrupt:
-        if distributed.is_main():
-            logger.warning("interrupted: %s holds epoch %d; continue with --resume", run_dir /
-                           "last.pt", trainer.epoch)
+    except KeyboardInterrupt:  # checkpoints are atomic: last.pt is whole, from the last epoch end
+        if distributed.is_main() and trainer.epoch > 0:
+            logger.warning("interrupted: %s holds epoch %d of %d (the unfinished epoch is "
+                           "redone); continue with the same command plus --resume",
+                           run_dir / "last.pt", trainer.epoch, cfg.train.epochs)
+        elif distributed.is_main():
+            logger.warning("interrupted before the first epoch ended: nothing to resume; "
+                           "start again (add --resume or use a new --run-dir)")
         raise
     finally:
         distributed.cleanup()

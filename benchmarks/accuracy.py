@@ -1,0 +1,145 @@
+"""Accuracy of the shipped model against Foote's novelty baseline on mixes of unseen DEV music.
+
+    python benchmarks/accuracy.py --music data/dev-music
+
+1. Rebuilds the validation and test mixes of the default model's data (the documented
+   make_mixes.py command with the same seed, minus the training clips): both come only from the
+   held-out packages; validation is what training selected on, test is new mixes of them.
+2. Runs the model with the thresholds stored in it (tuned on validation during training).
+3. Runs the Foote checkerboard novelty on the same log-mel; its kernel width and thresholds are
+   tuned on the validation mixes exactly as the model's were, then fixed for test.
+4. Prints one row per method and split (frame PR-AUC, ROC-AUC, F1; boundary P/R/F at +-0.5 s and
+   +-3 s, mir_eval conventions), the naive all-negative row, and the compute time of each method.
+"""
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from boundaries import corpus, evaluation, inference, novelty, timebase
+from boundaries.checkpoints import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+KERNELS_S = (8.0, 16.0, 32.0)  # Foote kernel widths tried on validation
+
+
+def rebuild_mixes(music, out, seed, n_val, n_test, jobs):
+    command = [sys.executable, str(REPO / "data_scripts" / "make_mixes.py"), "--tracks", *music,
+               "--out", str(out), "--n-clips", "0", "--n-val-clips", str(n_val),
+               "--n-test-clips", str(n_test), "--split-by", "group", "--zips",
+               "--seed", str(seed), "--jobs", str(jobs)]
+    print("$", " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True)
+
+
+def load_split(folder, cfg):
+    tracks, problems = corpus.discover(folder, cfg.audio.extensions)
+    data, failed = corpus.load(tracks, cfg, progress=False)
+    if problems or failed:
+        raise SystemExit(f"error: could not load {len({**problems, **failed})} files of {folder}")
+    return data
+
+
+def timed(fn, data):
+    start = time.perf_counter()
+    activations = [fn(track) for track in data]
+    return activations, time.perf_counter() - start
+
+
+def row(name, split, result, seconds, audio_s):
+    b05, b3 = result["boundary"]["0.5"], result["boundary"]["3.0"]
+    return {"method": name, "split": split, "files": result["n_files"],
+            "pr_auc": result["frame"]["pr_auc"], "roc_auc": result["frame"]["roc_auc"],
+            "f1": result["frame"]["f1"],
+            "p_0.5": b05["precision"], "r_0.5": b05["recall"], "f_0.5": b05["f"],
+            "p_3": b3["precision"], "r_3": b3["recall"], "f_3": b3["f"],
+            "x_real_time": audio_s / max(seconds, 1e-9)}
+
+
+def naive_row(split, result):
+    return {"method": "naive all-negative", "split": split, "files": result["n_files"],
+            "pr_auc": result["naive"]["pr_auc"], "roc_auc": result["naive"]["roc_auc"],
+            "f1": result["naive"]["f1"], **{k: 0.0 for k in ("p_0.5", "r_0.5", "f_0.5", "p_3",
+                                                            "r_3", "f_3")},
+            "x_real_time": float("nan")}
+
+
+def markdown(rows) -> str:
+    header = ["method", "split", "files", "PR-AUC", "ROC-AUC", "F1", "P@0.5", "R@0.5", "F@0.5",
+              "P@3", "R@3", "F@3", "x real time"]
+    keys = ["pr_auc", "roc_auc", "f1", "p_0.5", "r_0.5", "f_0.5", "p_3", "r_3", "f_3"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        speed = "" if np.isnan(r["x_real_time"]) else f"{r['x_real_time']:.0f}"
+        lines.append("| " + " | ".join([r["method"], r["split"], str(r["files"])] +
+                                       [f"{r[k]:.3f}" for k in keys] + [speed]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--music", nargs="+", default=["data/dev-music"],
+                        help="the DEV music folder (data_scripts/fetch_dev_music.py)")
+    parser.add_argument("--out", default="data/bench-mixes", help="where the mixes are rebuilt")
+    parser.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
+    parser.add_argument("--seed", type=int, default=0, help="the seed the model's data used")
+    parser.add_argument("--n-val", type=int, default=40)
+    parser.add_argument("--n-test", type=int, default=40)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--json", help="also write the rows as JSON here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    rebuild_mixes(args.music, Path(args.out), args.seed, args.n_val, args.n_test, args.jobs)
+    model, cfg, _ = load_model(args.checkpoint)
+    cfg = cfg.replace(data=dataclasses.replace(cfg.data, cache_dir=cfg.data.cache_dir))
+    splits = {s: load_split(Path(args.out) / s, cfg) for s in ("val", "test")}
+    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    device = inference.resolve_device("cpu")
+    rows = []
+    for split, data in splits.items():
+        audio_s = sum(t.duration_s for t in data)
+        acts, seconds = timed(lambda t: inference.activations_for(model, t.mel, cfg, device), data)
+        result = evaluation.score(data, acts, cfg)  # thresholds stored in the checkpoint
+        rows += [naive_row(split, result), row("CNN (shipped)", split, result, seconds, audio_s)]
+
+    kernel, peak, frame = tune_foote(splits["val"], cfg, fps)
+    print(f"Foote: kernel {kernel:g} s, peak threshold {peak}, frame threshold {frame} "
+          "(tuned on validation)")
+    for split, data in splits.items():
+        audio_s = sum(t.duration_s for t in data)
+        acts, seconds = timed(lambda t: novelty.foote_activations(t.mel, fps=fps,
+                                                                  kernel_s=kernel), data)
+        result = evaluation.score(data, acts, cfg, peak_threshold=peak, frame_threshold=frame)
+        rows.append(row(f"Foote novelty ({kernel:g} s)", split, result, seconds, audio_s))
+    rows.sort(key=lambda r: (r["split"] != "test", r["split"]))
+    print(markdown(rows))
+    print("x real time: audio seconds per second of compute from the cached log-mel (one thread)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def tune_foote(val_data, cfg, fps):
+    """Kernel width and thresholds that maximise validation F@tune_window, as for the model."""
+    best = None
+    for kernel_s in KERNELS_S:
+        acts = [novelty.foote_activations(t.mel, fps=fps, kernel_s=kernel_s) for t in val_data]
+        peak, frame = evaluation.tune_thresholds(val_data, acts, cfg)
+        f = evaluation.score(val_data, acts, cfg, peak_threshold=peak, frame_threshold=frame)
+        f = f["boundary"][f"{cfg.eval.tune_window:g}" if cfg.eval.tune_window % 1 else
+                          f"{cfg.eval.tune_window:.1f}"]["f"]
+        if best is None or f > best[0]:
+            best = (f, kernel_s, peak, frame)
+    return best[1:]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from boundaries.novelty import block_features, checkerboard_taper, foote_activations, novelty_curve
+
+
+def explicit_foote(features, half_width):
+    """Foote's definition: the checkerboard kernel slid along the diagonal of the full
+    cosine self-similarity matrix (zero outside it)."""
+    n = features.shape[1]
+    ssm = features.T @ features
+    taper = checkerboard_taper(half_width)
+    kernel = np.outer(taper, taper)
+    padded = np.zeros((n + 2 * half_width, n + 2 * half_width))
+    padded[half_width:half_width + n, half_width:half_width + n] = ssm
+    size = 2 * half_width + 1
+    return np.array([np.sum(kernel * padded[t:t + size, t:t + size]) for t in range(n)])
+
+
+@pytest.mark.parametrize("half_width", [1, 4, 9])
+def test_separable_novelty_equals_the_explicit_matrix(half_width):
+    rng = np.random.default_rng(half_width)
+    features = rng.standard_normal((12, 60))
+    features /= np.linalg.norm(features, axis=0)
+    np.testing.assert_allclose(novelty_curve(features, half_width),
+                               explicit_foote(features, half_width), rtol=1e-10, atol=1e-10)
+
+
+def test_taper_is_an_antisymmetric_gaussian():
+    taper = checkerboard_taper(8)
+    assert taper[8] == 0 and np.allclose(taper[:8], -taper[9:][::-1])
+    assert taper.sum() == pytest.approx(0)  # a constant similarity gives zero novelty
+
+
+def test_novelty_peaks_at_a_change_of_timbre():
+    rng = np.random.default_rng(0)
+    fps = 43.0
+    first = rng.normal(-40, 3, (80, 1300)) + np.linspace(0, 20, 80)[:, None]
+    second = rng.normal(-40, 3, (80, 1300)) + np.linspace(20, 0, 80)[:, None]
+    mel = np.concatenate([first, second], axis=1)
+    acts = foote_activations(mel, fps=fps, kernel_s=16.0)
+    assert acts.shape == (2600,) and acts.max() == pytest.approx(1.0, abs=1e-6)
+    assert abs(int(np.argmax(acts)) - 1300) <= fps  # within 1 s of the change
+
+
+def test_short_input_does_not_crash():
+    mel = np.random.default_rng(1).normal(-40, 3, (80, 5))
+    assert block_features(mel, 22).shape[1] == 1
+    assert foote_activations(mel, fps=43.0).shape == (5,)
