@@ -10,6 +10,9 @@ import soundfile as sf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 22050
+# train.py / evaluate.py arguments for the tiny debug configuration
+CONFIGS = ["--config", os.path.join(REPO, "configs", "base.yaml"),
+           "--config", os.path.join(REPO, "configs", "debug.yaml")]
 STEP_BOUNDARIES = [2.0, 4.5, 6.0]
 
 
@@ -94,6 +97,11 @@ def tiny_overrides(tmp_path, data_dir=None, **extra):
         overrides.append(f"data.train_dir={data_dir}")
     overrides += [f"{k}={v}" for k, v in extra.items()]
     return overrides
+
+
+def sets(tmp_path, data_dir=None, **extra):
+    """:func:`tiny_overrides` as ``--set`` command-line arguments."""
+    return [a for o in tiny_overrides(tmp_path, data_dir, **extra) for a in ("--set", o)]
 
 
 @pytest.fixture

@@ -1,23 +1,15 @@
 """train.py -> checkpoint -> boundaries detect -> evaluate.py, on generated audio."""
 
 import json
-import os
 
 import numpy as np
 import pytest
-from conftest import REPO, tiny_overrides, write_corpus
+from conftest import CONFIGS, sets, write_corpus
 
 import evaluate
 import train
 from boundaries import cli
 from boundaries.annotations import read_boundaries
-
-CONFIGS = ["--config", os.path.join(REPO, "configs", "base.yaml"),
-           "--config", os.path.join(REPO, "configs", "debug.yaml")]
-
-
-def sets(tmp_path, data_dir=None, **extra):
-    return [a for o in tiny_overrides(tmp_path, data_dir, **extra) for a in ("--set", o)]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, SR, make_step_track, tiny_overrides, write_corpus
+from conftest import CONFIGS, REPO, SR, make_step_track, sets, write_corpus
 
 import evaluate
 import train
@@ -23,13 +23,7 @@ from boundaries import batch, cli
 from boundaries.annotations import read_boundaries
 from boundaries.checkpoints import load_checkpoint
 
-CONFIGS = ["--config", os.path.join(REPO, "configs", "base.yaml"),
-           "--config", os.path.join(REPO, "configs", "debug.yaml")]
 ENV = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-
-
-def sets(tmp_path, data_dir=None, **extra):
-    return [a for o in tiny_overrides(tmp_path, data_dir, **extra) for a in ("--set", o)]
 
 
 @pytest.fixture(scope="module")

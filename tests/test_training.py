@@ -7,14 +7,11 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, tiny_overrides, write_corpus
+from conftest import CONFIGS, REPO, tiny_overrides, write_corpus
 
 import train
 from boundaries.checkpoints import load_checkpoint, load_model, save_checkpoint
 from boundaries.errors import CheckpointError
-
-CONFIGS = ["--config", os.path.join(REPO, "configs", "base.yaml"),
-           "--config", os.path.join(REPO, "configs", "debug.yaml")]
 
 
 def args(tmp_path, corpus, run, epochs):
