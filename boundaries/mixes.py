@@ -323,7 +323,8 @@ def write_audio(path: Path, y: np.ndarray, sr: int, fmt: str) -> None:
     """Atomic, and block by block: long single-call Vorbis writes crash libvorbis."""
     subtype = {"ogg": "VORBIS", "flac": "PCM_16", "wav": "PCM_16"}[fmt]
     with atomic_path(path) as tmp:
-        with sf.SoundFile(tmp, "w", sr, 1, subtype=subtype, format=fmt.upper()) as handle:
+        channels = 1 if y.ndim == 1 else y.shape[1]
+        with sf.SoundFile(tmp, "w", sr, channels, subtype=subtype, format=fmt.upper()) as handle:
             for begin in range(0, len(y), WRITE_BLOCK):
                 handle.write(y[begin:begin + WRITE_BLOCK])
 
