@@ -151,6 +151,58 @@ def run_detect(args) -> int:
     return 1 if report.failed else 0
 
 
+def add_study_arguments(parser) -> None:
+    parser.add_argument("--data", help="annotated folder (split by group), or a folder holding "
+                        "train/ and val/; default: the generated synthetic data")
+    parser.add_argument("--config", default=str(REPO_CONFIGS / "study.yaml"),
+                        help="study config: the rows and their settings (default %(default)s)")
+    parser.add_argument("--strategies", help="comma-separated subset of the config's rows")
+    parser.add_argument("--out", default="study", help="folder for the table, curves and runs")
+    parser.add_argument("--repeats", type=int, default=1, help="seeds per row (mean and spread)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the training config of every row (repeatable)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run_study_command(args) -> int:
+    import torch
+
+    from boundaries.config import config_from_dict, load_config, merge_dicts, parse_override
+    from boundaries.study import (
+        best_rows_text,
+        markdown_table,
+        parse_strategies,
+        read_study_config,
+        run_study,
+    )
+
+    if args.repeats < 1:
+        raise BoundariesError(f"--repeats {args.repeats}: must be at least 1")
+    torch.set_num_threads(1)
+    study = read_study_config(args.config)
+    only = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies \
+        else None
+    strategies = parse_strategies(study["strategies"], only)
+    overrides = list(args.set)
+    if args.data:
+        data = Path(args.data)
+        if (data / "train").is_dir() and (data / "val").is_dir():
+            overrides += [f"data.train_dir={data.resolve() / 'train'}",
+                          f"data.val_dir={data.resolve() / 'val'}"]
+        else:
+            overrides.append(f"data.train_dir={data.resolve()}")
+    # base.yaml, then the study's own training settings, then --data and --set
+    base = load_config([REPO_CONFIGS / "base.yaml"] if (REPO_CONFIGS / "base.yaml").exists()
+                       else [])
+    cfg = config_from_dict(merge_dicts(base.to_dict(), study.get("config") or {},
+                                       *(parse_override(o) for o in overrides)))
+    results = run_study(cfg, study, strategies, args.out, args.repeats)
+    print(markdown_table(results, args.repeats))
+    print(best_rows_text(results))
+    print(f"table.md, table.csv, roc.png, pr.png, summary.txt and results.json in {args.out}")
+    return 0
+
+
 def add_export_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a trained checkpoint (runs/NAME/best.pt)")
     parser.add_argument("out", help="where the model goes (e.g. boundaries/assets/default.pt)")
@@ -172,6 +224,8 @@ COMMANDS = {
     "train": (add_train_arguments, run_train, "train a boundary detector"),
     "evaluate": (add_evaluate_arguments, run_evaluate, "score a checkpoint on held-out files"),
     "detect": (add_detect_arguments, run_detect, "find boundaries in audio files and folders"),
+    "study": (add_study_arguments, run_study_command,
+              "compare imbalance strategies on one split: a table and curves"),
     "export": (add_export_arguments, run_export,
                "strip a checkpoint to a model to ship (no optimizer state)"),
 }

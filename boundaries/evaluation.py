@@ -149,19 +149,19 @@ def flat_metrics(result: dict) -> dict:
     return flat
 
 
-def _finite(value):
+def json_safe(value):
     """NaN -> None recursively: strict JSON has no NaN (an undefined AUC is reported as null)."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float) and value != value:
         return None
     return value
 
 
 def to_json(result: dict) -> str:
-    return json.dumps(_finite({**flat_metrics(result), **result}), indent=1)
+    return json.dumps(json_safe({**flat_metrics(result), **result}), indent=1)
 
 
 def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=None,
