@@ -27,7 +27,7 @@ from boundaries import corpus, evaluation, inference, novelty, timebase
 from boundaries.checkpoints import load_model
 
 REPO = Path(__file__).resolve().parents[1]
-KERNELS_S = (8.0, 16.0, 32.0)  # Foote kernel widths tried on validation
+KERNELS_S = (8.0, 16.0, 32.0, 64.0)  # Foote kernel widths tried on validation
 
 
 def rebuild_mixes(music, out, seed, n_val, n_test, jobs):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries import inference, timebase
+from boundaries import distributed, inference, timebase
 from boundaries.annotations import read_boundaries, write_boundaries
 from boundaries.atomic import atomic_path, write_text
 from boundaries.audio import find_audio_files, load_audio
@@ -197,14 +197,32 @@ def summary_line(report: Report, seconds: float) -> str:
             f"{seconds:.1f} s ({speed:.0f}x real time)")
 
 
+def merge_reports(reports) -> Report:
+    merged = Report()
+    for report in reports:
+        merged.done += report.done
+        merged.skipped += report.skipped
+        merged.failed.update(report.failed)
+        merged.audio_s += report.audio_s
+        merged.rows += report.rows
+    return merged
+
+
 def detect_paths(inputs, out_dir, model, cfg, device, formats=("txt",), **options):
-    """Plan, run and summarise a detection batch; returns the :class:`Report`."""
+    """Plan, run and summarise a detection batch; returns the :class:`Report`.
+
+    Under torchrun each rank takes every WORLD_SIZE-th file; the reports are gathered, so every
+    rank returns the whole batch's report and only rank 0 writes ``boundaries.csv``."""
     started = time.perf_counter()
     ensure_writable(out_dir)
     jobs, failed = plan_jobs(inputs, out_dir, cfg.audio.extensions)
-    report = run_detect(jobs, model, cfg, device, formats, **options)
+    order = {str(job.audio_path): i for i, job in enumerate(jobs)}
+    mine = jobs[distributed.rank()::distributed.world_size()]
+    report = merge_reports(distributed.gather_objects(
+        run_detect(mine, model, cfg, device, formats, **options)))
     report.failed.update(failed)
-    if "csv" in formats:
+    report.rows.sort(key=lambda row: (order.get(row[0], -1), row[1]))  # input order, then time
+    if "csv" in formats and distributed.is_main():
         write_csv(Path(out_dir) / "boundaries.csv", report.rows)
     report.seconds = time.perf_counter() - started
     return report

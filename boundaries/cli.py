@@ -119,7 +119,8 @@ def add_detect_arguments(parser) -> None:
 def run_detect(args) -> int:
     import torch
 
-    from boundaries.batch import FORMATS, detect_paths
+    from boundaries import distributed
+    from boundaries.batch import FORMATS, detect_paths, summary_line
     from boundaries.checkpoints import load_model
     from boundaries.config import apply_overrides
     from boundaries.inference import resolve_device
@@ -137,24 +138,29 @@ def run_detect(args) -> int:
         raise BoundariesError(f"--jobs {args.jobs}: must be at least 1")
     torch.set_num_threads(1)
     device = resolve_device(args.device or "auto")
+    if device.type == "cuda" and distributed.world_size() > 1:  # torchrun: one GPU per rank
+        device = torch.device("cuda", distributed.local_rank())
     model, cfg, _ = load_model(checkpoint, device)
     cfg = apply_overrides(cfg, args.set)
-    report = detect_paths(args.paths, args.out, model, cfg, device, formats,
-                          threshold=args.threshold, overwrite=args.overwrite,
-                          n_workers=args.jobs, save_activations=args.save_activations,
-                          plot=args.plot, progress=sys.stderr.isatty())
-    from boundaries.batch import summary_line
-
-    print(summary_line(report, report.seconds))
-    for path, message in report.failed.items():
-        print(f"failed: {message}", file=sys.stderr)
+    distributed.init(device)
+    try:
+        report = detect_paths(args.paths, args.out, model, cfg, device, formats,
+                              threshold=args.threshold, overwrite=args.overwrite,
+                              n_workers=args.jobs, save_activations=args.save_activations,
+                              plot=args.plot, progress=sys.stderr.isatty())
+    finally:
+        distributed.cleanup()
+    if distributed.is_main():
+        print(summary_line(report, report.seconds))
+        for path, message in report.failed.items():
+            print(f"failed: {message}", file=sys.stderr)
     return 1 if report.failed else 0
 
 
 def add_study_arguments(parser) -> None:
     parser.add_argument("--data", help="annotated folder (split by group), or a folder holding "
                         "train/ and val/; default: the generated synthetic data")
-    parser.add_argument("--config", default=str(REPO_CONFIGS / "study.yaml"),
+    parser.add_argument("--config", default=str(REPO_CONFIGS / "studies" / "default.yaml"),
                         help="study config: the rows and their settings (default %(default)s)")
     parser.add_argument("--strategies", help="comma-separated subset of the config's rows")
     parser.add_argument("--out", default="study", help="folder for the table, curves and runs")

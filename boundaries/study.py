@@ -1,7 +1,7 @@
 """The imbalance study: every imbalance technique on one split, one metric code path, one table.
 
-Rows come from ``configs/study.yaml`` (or ``--config``): the naive all-negative model; CNN rows,
-each a set of config overrides (losses, class weights, focal grid, excerpt samplers, label
+Rows come from ``configs/studies/default.yaml`` (or ``--config``): the naive all-negative model;
+CNN rows, each a set of config overrides (losses, class weights, focal grid, excerpt samplers, label
 smearing modes) or a balanced-bagging ensemble (K models on undersampled excerpts, activations
 averaged); and classic rows, an imbalanced-learn sampler with a scikit-learn (or
 imbalanced-learn ensemble) classifier on frame features (:mod:`boundaries.classic`).

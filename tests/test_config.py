@@ -20,9 +20,19 @@ def test_base_yaml_lists_every_knob_with_its_default():
 
 
 def test_every_shipped_config_loads():
+    from boundaries.config import config_from_dict, merge_dicts
+    from boundaries.study import parse_strategies, read_study_config
+
     for root, _, files in os.walk(os.path.join(REPO, "configs")):
         for name in files:
-            load_config([BASE, os.path.join(root, name)])
+            path = os.path.join(root, name)
+            if os.path.basename(root) == "studies":  # study configs: rows, and a config section
+                study = read_study_config(path)
+                parse_strategies(study["strategies"])
+                config_from_dict(merge_dicts(load_config([BASE]).to_dict(),
+                                             study.get("config") or {}))
+            else:
+                load_config([BASE, path])
 
 
 def test_overrides_are_typed():

@@ -1,10 +1,11 @@
 """train.py -> checkpoint -> boundaries detect -> evaluate.py, on generated audio."""
 
 import json
+import os
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, sets, write_corpus
+from conftest import CONFIGS, REPO, sets, write_corpus
 
 import evaluate
 import train
@@ -135,3 +136,28 @@ def test_same_seed_same_metrics(tmp_path):
         results.append(json.loads((tmp_path / name / "metrics.json").read_text()))
     for key in ("frame.pr_auc", "frame.roc_auc", "boundary.3.0.f1"):
         assert results[0][key] == results[1][key]
+
+
+@pytest.mark.slow
+def test_torchrun_detect_shards_files_and_equals_one_process(trained, tmp_path):
+    import subprocess
+    import sys
+
+    _, _, run = trained
+    corpus = write_corpus(tmp_path / "corpus", n=5)
+    env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    common = ["-m", "boundaries", "detect", str(corpus), "--checkpoint", str(run / "best.pt"),
+              "--format", "txt,json,csv", "--jobs", "1"]
+    sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                              "--master_port=29517", *common, "-o", str(tmp_path / "two")],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert sharded.returncode == 0, sharded.stderr[-2000:]
+    assert sharded.stdout.count("done 5, skipped 0") == 1  # rank 0 reports the whole batch
+    single = subprocess.run([sys.executable, *common, "-o", str(tmp_path / "one")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == names
+    for name in names:
+        if not name.endswith(".json"):  # json holds the audio path only; both are the same
+            assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()

@@ -89,7 +89,7 @@ def test_study_config_errors_are_one_line(tmp_path):
 
 
 def test_shipped_study_config_parses_and_covers_the_literature():
-    study = read_study_config(f"{REPO}/configs/study.yaml")
+    study = read_study_config(f"{REPO}/configs/studies/default.yaml")
     rows = parse_strategies(study["strategies"])
     assert {r.sampler for r in rows if r.track == "classic"} == set(classic.SAMPLER_NAMES)
     assert any(r.ensemble > 1 for r in rows) and rows[0].track == "naive"
