@@ -209,6 +209,43 @@ def run_study_command(args) -> int:
     return 0
 
 
+def add_tune_arguments(parser) -> None:
+    parser.add_argument("checkpoint", help="a trained checkpoint")
+    parser.add_argument("--data", required=True, help="validation folder (audio + annotations)")
+    parser.add_argument("-o", "--out", required=True, help="the re-tuned checkpoint (a new file)")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run_tune(args) -> int:
+    import torch
+
+    from boundaries import corpus
+    from boundaries.checkpoints import load_model, save_checkpoint
+    from boundaries.evaluation import format_table, score, tune
+    from boundaries.inference import resolve_device
+
+    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+        raise BoundariesError(f"{args.out}: would replace the checkpoint it tunes; pick another")
+    torch.set_num_threads(1)
+    device = resolve_device(args.device or "auto")
+    model, cfg, state = load_model(args.checkpoint, device)
+    tracks, problems = corpus.discover(Path(args.data), cfg.audio.extensions)
+    data, failed = corpus.load(tracks, cfg, progress=sys.stderr.isatty())
+    for message in {**problems, **failed}.values():
+        print(f"skipped: {message}", file=sys.stderr)
+    if not data:
+        raise BoundariesError(f"{args.data}: no annotated audio files to tune on")
+    tuned, activations = tune(model, data, cfg, device)
+    save_checkpoint(args.out, {**{k: v for k, v in state.items() if k != "format"},
+                               "config": tuned.to_dict()})
+    print(format_table(score(data, activations, tuned)))
+    p = tuned.peaks
+    print(f"wrote {args.out}: novelty weight {p.novelty_weight:g}, peak threshold "
+          f"{p.threshold:g}, frame threshold {tuned.eval.frame_threshold:g} (tuned on {args.data})")
+    return 0
+
+
 def add_export_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a trained checkpoint (runs/NAME/best.pt)")
     parser.add_argument("out", help="where the model goes (e.g. boundaries/assets/default.pt)")
@@ -232,6 +269,8 @@ COMMANDS = {
     "detect": (add_detect_arguments, run_detect, "find boundaries in audio files and folders"),
     "study": (add_study_arguments, run_study_command,
               "compare imbalance strategies on one split: a table and curves"),
+    "tune": (add_tune_arguments, run_tune,
+             "re-tune the novelty blend and thresholds of a checkpoint on a validation folder"),
     "export": (add_export_arguments, run_export,
                "strip a checkpoint to a model to ship (no optimizer state)"),
 }

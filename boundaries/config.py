@@ -167,9 +167,16 @@ class PeakConfig:
     avg_before_s: float = 12.0  # local mean taken over [t - before, t + after]
     avg_after_s: float = 6.0
     min_distance_s: float = 0.0  # extra minimum gap between peaks
+    # Share of Foote's checkerboard novelty mixed into the CNN's activation before peak picking
+    # (0 = CNN only); tuned on validation with the thresholds. It sees long-range timbre change,
+    # the CNN local cues: on real mixes the blend beats both (MODEL_CARD.md).
+    novelty_weight: float = 0.0
+    novelty_kernel_s: float = 32.0  # Foote kernel width (seconds)
 
     def __post_init__(self):
         _check(self.threshold >= 0, "peaks.threshold", "must be >= 0")
+        _check(0 <= self.novelty_weight <= 1, "peaks.novelty_weight", "must be in [0, 1]")
+        _check(self.novelty_kernel_s > 0, "peaks.novelty_kernel_s", "must be > 0")
         _check(self.max_window_s > 0, "peaks.max_window_s", "must be > 0")
         _check(self.avg_before_s >= 0 and self.avg_after_s > 0, "peaks.avg_after_s", "must be > 0")
 

@@ -89,6 +89,30 @@ def _summarize(per_file, pooled_probs, pooled_labels, hits, cfg, peak_threshold,
     return result
 
 
+NOVELTY_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
+
+
+def tune(model, data, cfg, device, novelty_weights=NOVELTY_WEIGHTS):
+    """``cfg`` with the novelty weight, peak threshold and frame threshold that maximise
+    validation F at ``eval.tune_window`` on ``data``; returns ``(cfg, activations)``."""
+    import dataclasses
+
+    cnn = [inference.activations_for(model, t.mel, cfg.replace(
+        peaks=dataclasses.replace(cfg.peaks, novelty_weight=0.0)), device) for t in data]
+    best = None
+    for weight in novelty_weights:
+        acts = [inference.blend_novelty(a, t.mel, cfg, weight) for a, t in zip(cnn, data)]
+        peak, frame = tune_thresholds(data, acts, cfg)
+        f = score(data, acts, cfg, peak, frame)["boundary"][_key(cfg.eval.tune_window)]["f"]
+        if best is None or f > best[0] + 1e-12:
+            best = (f, weight, peak, frame, acts)
+    _, weight, peak, frame, acts = best
+    tuned = cfg.replace(peaks=dataclasses.replace(cfg.peaks, threshold=peak,
+                                                  novelty_weight=weight),
+                        eval=dataclasses.replace(cfg.eval, frame_threshold=frame))
+    return tuned, acts
+
+
 def tune_thresholds(data, activations, cfg) -> tuple:
     """Peak threshold maximising mean F at ``eval.tune_window`` and frame threshold maximising
     pooled frame F1, both on these (validation) files. Never tune on the test set."""

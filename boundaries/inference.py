@@ -81,9 +81,23 @@ def inference_frames(cfg) -> tuple:
 
 
 def activations_for(model, mel, cfg, device) -> np.ndarray:
+    """The detector's activation: the CNN's probabilities, blended with Foote novelty when
+    ``peaks.novelty_weight`` > 0."""
     chunk, context = inference_frames(cfg)
-    return predict_activations(model, mel, chunk_frames=chunk, context_frames=context,
+    acts = predict_activations(model, mel, chunk_frames=chunk, context_frames=context,
                                device=device, amp=cfg.train.amp)
+    return blend_novelty(acts, mel, cfg)
+
+
+def blend_novelty(acts, mel, cfg, weight=None) -> np.ndarray:
+    weight = cfg.peaks.novelty_weight if weight is None else weight
+    if weight == 0:
+        return acts
+    from boundaries.novelty import foote_activations
+
+    novelty = foote_activations(mel, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length),
+                                kernel_s=cfg.peaks.novelty_kernel_s)
+    return ((1 - weight) * acts + weight * novelty).astype(np.float32)
 
 
 def detect(activations, cfg, threshold=None):

@@ -264,18 +264,15 @@ class Trainer:
         return False
 
     def finish(self) -> dict:
-        """Tune thresholds on validation with the best weights, store them in best.pt, report."""
+        """Tune the novelty blend and thresholds on validation with the best weights, store them
+        in best.pt, report."""
         best_path = self.run_dir / "best.pt"
         if not best_path.exists():  # no epoch produced a finite metric: keep the last one
             save_checkpoint(best_path, self.state())
         state = load_checkpoint(best_path)
         self.model.load_state_dict(state["model"])
         self.model.eval()
-        activations = evaluation.collect_activations(self.model, self.val_data, self.cfg,
-                                                     self.device)
-        peak_th, frame_th = evaluation.tune_thresholds(self.val_data, activations, self.cfg)
-        tuned = self.cfg.replace(peaks=_replace(self.cfg.peaks, threshold=peak_th),
-                                 eval=_replace(self.cfg.eval, frame_threshold=frame_th))
+        tuned, activations = evaluation.tune(self.model, self.val_data, self.cfg, self.device)
         state["config"] = tuned.to_dict()
         save_checkpoint(best_path, state)
         result = evaluation.score(self.val_data, activations, tuned)
@@ -289,12 +286,6 @@ class Trainer:
         write_text(self.run_dir / "metrics.json", evaluation.to_json({**final, **result}))
         final["table"] = evaluation.format_table(result)
         return final
-
-
-def _replace(section, **changes):
-    import dataclasses
-
-    return dataclasses.replace(section, **changes)
 
 
 def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:

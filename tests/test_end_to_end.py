@@ -161,3 +161,24 @@ def test_torchrun_detect_shards_files_and_equals_one_process(trained, tmp_path):
     for name in names:
         if not name.endswith(".json"):  # json holds the audio path only; both are the same
             assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()
+
+
+def test_tune_writes_a_new_checkpoint_and_export_strips_it(trained, tmp_path, capsys):
+    from boundaries.checkpoints import load_checkpoint, load_model
+    from boundaries.evaluation import NOVELTY_WEIGHTS
+
+    _, corpus, run = trained
+    tuned_path, shipped = tmp_path / "tuned.pt", tmp_path / "model.pt"
+    assert cli.main(["tune", str(run / "best.pt"), "--data", str(corpus), "-o",
+                     str(tuned_path)]) == 0
+    assert "novelty weight" in capsys.readouterr().out
+    _, cfg, _ = load_model(tuned_path)
+    assert cfg.peaks.novelty_weight in NOVELTY_WEIGHTS
+    assert cli.main(["tune", str(run / "best.pt"), "--data", str(corpus), "-o",
+                     str(run / "best.pt")]) == 2  # never replaces its input
+    assert cli.main(["export", str(tuned_path), str(shipped)]) == 0
+    state = load_checkpoint(shipped)
+    assert "optimizer" not in state and state["config"]["peaks"] == cfg.to_dict()["peaks"]
+    assert shipped.stat().st_size < tuned_path.stat().st_size
+    assert cli.main(["detect", str(corpus), "-o", str(tmp_path / "out"), "--checkpoint",
+                     str(shipped), "--jobs", "1"]) == 0

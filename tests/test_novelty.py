@@ -47,3 +47,19 @@ def test_short_input_does_not_crash():
     mel = np.random.default_rng(1).normal(-40, 3, (80, 5))
     assert block_features(mel, 22).shape[1] == 1
     assert foote_activations(mel, fps=43.0).shape == (5,)
+
+
+def test_blend_mixes_novelty_in_only_when_asked():
+    import dataclasses
+
+    from boundaries.config import Config
+    from boundaries.inference import blend_novelty
+
+    cfg = Config()
+    mel = np.random.default_rng(2).normal(-40, 3, (80, 900)).astype(np.float32)
+    acts = np.full(900, 0.2, dtype=np.float32)
+    assert blend_novelty(acts, mel, cfg) is acts  # weight 0: the CNN alone
+    half = cfg.replace(peaks=dataclasses.replace(cfg.peaks, novelty_weight=0.5))
+    blended = blend_novelty(acts, mel, half)
+    novelty = foote_activations(mel, fps=22050 / 512, kernel_s=cfg.peaks.novelty_kernel_s)
+    np.testing.assert_allclose(blended, 0.5 * acts + 0.5 * novelty, atol=1e-6)
