@@ -121,6 +121,8 @@ def run_cnn(strategy, cfg, study, val_data, run_root: Path, seed: int):
         training.train(member_cfg, run_dir, resume=(run_dir / "last.pt").exists(),
                        progress=False)
         model, row_cfg, _ = load_model(run_dir / "best.pt", resolve_device(cfg.train.device))
+        # the CNN alone: training may have tuned a Foote blend into the checkpoint
+        row_cfg = row_cfg.replace(peaks=dataclasses.replace(row_cfg.peaks, novelty_weight=0.0))
         activations.append(evaluation.collect_activations(model, val_data, row_cfg,
                                                           next(model.parameters()).device))
     return [np.mean(members, axis=0) for members in zip(*activations)], {}
