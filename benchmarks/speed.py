@@ -35,12 +35,27 @@ FORMATS = {"mp3": ("MP3", "MPEG_LAYER_III"), "ogg": ("OGG", "VORBIS"), "flac": (
 SR_IN = 44100
 
 
-def make_audio(folder: Path, minutes: float) -> list:
-    """One stereo 44.1 kHz file per format, built from 60 s synthetic clips with boundaries."""
+def synthetic_stereo(minutes: float) -> np.ndarray:
+    """Stereo 44.1 kHz music-like audio built from 60 s synthetic clips with boundaries."""
     pieces = [make_clip(np.random.default_rng([7, i]), 60.0, SR_IN)[0]
               for i in range(int(np.ceil(minutes)))]
     y = np.concatenate(pieces)[:int(minutes * 60 * SR_IN)]
-    stereo = np.stack([y, np.roll(y, 441) * 0.8], axis=1)
+    return np.stack([y, np.roll(y, 441) * 0.8], axis=1)
+
+
+def make_long_wav(path: Path, stereo: np.ndarray, hours: float) -> Path:
+    """``hours`` of audio by repeating ``stereo``, written in blocks (never all in memory)."""
+    n = int(hours * 3600 * SR_IN)
+    with sf.SoundFile(path, "w", SR_IN, 2, subtype="PCM_16") as handle:
+        while n > 0:
+            block = stereo[:n]
+            handle.write(block)
+            n -= len(block)
+    return path
+
+
+def make_audio(folder: Path, stereo: np.ndarray) -> list:
+    """The same audio in each format."""
     paths = []
     for ext, (fmt, subtype) in FORMATS.items():
         path = folder / f"mix.{ext}"
@@ -110,6 +125,8 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=str(DEFAULT_MODEL))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", help="write the test files here instead of a temporary folder")
+    parser.add_argument("--long-hours", type=float, default=2.0,
+                        help="also run detect on one file this long (peak RSS); 0 skips it")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     model, cfg, _ = load_model(args.checkpoint)
@@ -117,7 +134,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = make_audio(folder, args.minutes)
+        stereo = synthetic_stereo(args.minutes)
+        paths = make_audio(folder, stereo)
         audio_s = args.minutes * 60
         print(f"{args.minutes:g} min of 44.1 kHz stereo per format; x real time = audio s / wall s "
               f"(best of {args.repeats}, one thread)\n")
@@ -137,11 +155,29 @@ def main(argv=None) -> int:
         floor_total = sum(floors)
         print(f"\ndecode+resample+mel floor over the folder: {total_audio / floor_total:.0f}x "
               "real time")
+        tiny = folder / "tiny"
+        tiny.mkdir()
+        sf.write(tiny / "five_seconds.wav", stereo[:5 * SR_IN], SR_IN)
         for jobs in (1, 2):
+            startup, _ = detect_end_to_end(tiny, args.checkpoint, jobs)
             seconds, rss = detect_end_to_end(folder, args.checkpoint, jobs)
+            steady = max(seconds - startup, 1e-9)
             print(f"boundaries detect --jobs {jobs}: {total_audio / seconds:.0f}x real time "
                   f"({seconds:.1f} s for {total_audio / 60:.0f} min), {seconds / floor_total:.2f}x "
-                  f"the floor, peak RSS {rss:.0f} MB")
+                  f"the floor, peak RSS {rss:.0f} MB; start-up (one 5 s file) {startup:.1f} s, "
+                  f"after it {total_audio / steady:.0f}x real time, {steady / floor_total:.2f}x "
+                  "the floor", flush=True)
+        if args.long_hours > 0:
+            long_dir = folder / "long"
+            long_dir.mkdir()
+            make_long_wav(long_dir / "long.wav", stereo, args.long_hours)
+            for path in paths:
+                path.unlink()  # disk: only the long file is left
+            for jobs in (1, 2):
+                seconds, rss = detect_end_to_end(long_dir, args.checkpoint, jobs)
+                print(f"one {args.long_hours:g} h 44.1 kHz stereo wav, --jobs {jobs}: "
+                      f"{args.long_hours * 3600 / seconds:.0f}x real time, peak RSS {rss:.0f} MB "
+                      "(largest process)", flush=True)
     return 0
 
 
