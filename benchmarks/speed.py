@@ -135,7 +135,9 @@ def main(argv=None) -> int:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         stereo = synthetic_stereo(args.minutes)
-        paths = make_audio(folder, stereo)
+        formats_dir = folder / "formats"
+        formats_dir.mkdir(exist_ok=True)
+        paths = make_audio(formats_dir, stereo)
         audio_s = args.minutes * 60
         print(f"{args.minutes:g} min of 44.1 kHz stereo per format; x real time = audio s / wall s "
               f"(best of {args.repeats}, one thread)\n")
@@ -156,11 +158,11 @@ def main(argv=None) -> int:
         print(f"\ndecode+resample+mel floor over the folder: {total_audio / floor_total:.0f}x "
               "real time")
         tiny = folder / "tiny"
-        tiny.mkdir()
+        tiny.mkdir(exist_ok=True)
         sf.write(tiny / "five_seconds.wav", stereo[:5 * SR_IN], SR_IN)
         for jobs in (1, 2):
             startup, _ = detect_end_to_end(tiny, args.checkpoint, jobs)
-            seconds, rss = detect_end_to_end(folder, args.checkpoint, jobs)
+            seconds, rss = detect_end_to_end(formats_dir, args.checkpoint, jobs)
             steady = max(seconds - startup, 1e-9)
             print(f"boundaries detect --jobs {jobs}: {total_audio / seconds:.0f}x real time "
                   f"({seconds:.1f} s for {total_audio / 60:.0f} min), {seconds / floor_total:.2f}x "
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
                   "the floor", flush=True)
         if args.long_hours > 0:
             long_dir = folder / "long"
-            long_dir.mkdir()
+            long_dir.mkdir(exist_ok=True)
             make_long_wav(long_dir / "long.wav", stereo, args.long_hours)
             for path in paths:
                 path.unlink()  # disk: only the long file is left
