@@ -22,9 +22,9 @@ import numpy as np
 from boundaries import distributed, inference, timebase
 from boundaries.annotations import read_boundaries, write_boundaries
 from boundaries.atomic import atomic_path, write_text
-from boundaries.audio import find_audio_files, load_audio
+from boundaries.audio import find_audio_files
 from boundaries.errors import BoundariesError
-from boundaries.features import limit_worker_threads, log_mel
+from boundaries.features import file_features, limit_worker_threads
 
 logger = logging.getLogger(__name__)
 
@@ -87,27 +87,17 @@ def plan_jobs(inputs, out_dir, extensions) -> tuple:
     return jobs, failed
 
 
-def _features(path, sr, feature_kwargs):
-    try:
-        y = load_audio(path, sr=sr)
-        return log_mel(y, sr=sr, **feature_kwargs), len(y) / sr, None
-    except BoundariesError as exc:
-        return None, 0.0, str(exc)
-    except MemoryError:
-        return None, 0.0, f"{path}: too large to process in memory; split it into shorter files"
-
-
 def _feature_stream(jobs, cfg, n_workers):
     args = (cfg.audio.sr, vars(cfg.features))
     if n_workers <= 1:
         for job in jobs:
-            yield job, _features(job.audio_path, *args)
+            yield job, file_features(job.audio_path, *args)
         return
     limit_worker_threads()
     with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
         pending = []
         for job in jobs:  # bounded read-ahead: at most 2 files per worker in flight
-            pending.append((job, pool.submit(_features, job.audio_path, *args)))
+            pending.append((job, pool.submit(file_features, job.audio_path, *args)))
             if len(pending) >= 2 * n_workers:
                 head, future = pending.pop(0)
                 yield head, future.result()

@@ -63,3 +63,13 @@ def test_blend_mixes_novelty_in_only_when_asked():
     blended = blend_novelty(acts, mel, half)
     novelty = foote_activations(mel, fps=22050 / 512, kernel_s=cfg.peaks.novelty_kernel_s)
     np.testing.assert_allclose(blended, 0.5 * acts + 0.5 * novelty, atol=1e-6)
+
+
+def test_mfcc_equals_librosa():
+    import librosa
+
+    from boundaries.novelty import mfcc_from_mel_db
+
+    mel = np.random.default_rng(3).normal(-40, 10, (80, 300)).astype(np.float32)
+    np.testing.assert_allclose(mfcc_from_mel_db(mel), librosa.feature.mfcc(S=mel, n_mfcc=20),
+                               rtol=1e-5, atol=1e-3)
