@@ -5,9 +5,11 @@
 1. Rebuilds the validation and test mixes of the default model's data (the documented
    make_mixes.py command with the same seed, minus the training clips): both come only from the
    held-out packages; validation is what training selected on, test is new mixes of them.
-2. Runs the model with the thresholds stored in it (tuned on validation during training).
-3. Runs the Foote checkerboard novelty on the same log-mel; its kernel width and thresholds are
-   tuned on the validation mixes exactly as the model's were, then fixed for test.
+2. Runs the shipped detector as it ships (the CNN blended with Foote novelty, with the blend and
+   thresholds stored in it, tuned on validation), and the CNN alone (thresholds tuned on
+   validation the same way).
+3. Runs the Foote checkerboard novelty alone on the same log-mel; its kernel width and thresholds
+   are tuned on the validation mixes exactly as the model's were, then fixed for test.
 4. Prints one row per method and split (frame PR-AUC, ROC-AUC, F1; boundary P/R/F at +-0.5 s and
    +-3 s, mir_eval conventions), the naive all-negative row, and the compute time of each method.
 """
@@ -99,16 +101,22 @@ def main(argv=None) -> int:
 
     rebuild_mixes(args.music, Path(args.out), args.seed, args.n_val, args.n_test, args.jobs)
     model, cfg, _ = load_model(args.checkpoint)
-    cfg = cfg.replace(data=dataclasses.replace(cfg.data, cache_dir=cfg.data.cache_dir))
     splits = {s: load_split(Path(args.out) / s, cfg) for s in ("val", "test")}
     fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
     device = inference.resolve_device("cpu")
+    # the CNN alone, its thresholds tuned on validation the same way (no novelty blend)
+    alone = cfg.replace(peaks=dataclasses.replace(cfg.peaks, novelty_weight=0.0))
+    alone, _ = evaluation.tune(model, splits["val"], alone, device, novelty_weights=(0.0,))
     rows = []
     for split, data in splits.items():
         audio_s = sum(t.duration_s for t in data)
-        acts, seconds = timed(lambda t: inference.activations_for(model, t.mel, cfg, device), data)
-        result = evaluation.score(data, acts, cfg)  # thresholds stored in the checkpoint
-        rows += [naive_row(split, result), row("CNN (shipped)", split, result, seconds, audio_s)]
+        for name, row_cfg in ((f"shipped (CNN + {cfg.peaks.novelty_weight:g} novelty)", cfg),
+                              ("CNN alone", alone)):
+            acts, seconds = timed(
+                lambda t, c=row_cfg: inference.activations_for(model, t.mel, c, device), data)
+            result = evaluation.score(data, acts, row_cfg)  # thresholds tuned on validation
+            rows.append(row(name, split, result, seconds, audio_s))
+        rows.append(naive_row(split, result))
 
     kernel, peak, frame = tune_foote(splits["val"], cfg, fps)
     print(f"Foote: kernel {kernel:g} s, peak threshold {peak}, frame threshold {frame} "
