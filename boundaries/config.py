@@ -110,6 +110,9 @@ class ModelConfig:
     dilations: tuple = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # one residual block each
     kernel_size: int = 3  # temporal kernel of the residual blocks
     dropout: float = 0.1
+    # z-score each mel band over the whole file before the network: removes the spectral colour
+    # of a recording (mastering, genre) so the network sees change, as Foote's novelty does
+    per_file_norm: bool = False
 
     def __post_init__(self):
         _check(len(self.conv_channels) >= 1, "model.conv_channels", "needs at least one stage")

@@ -69,6 +69,18 @@ def log_mel(y: np.ndarray, *, sr: int = 22050, n_fft: int = 2048, hop_length: in
     return mel
 
 
+def standardize_per_file(mel: np.ndarray) -> np.ndarray:
+    """Each band z-scored over the whole file (float32); a constant band becomes 0."""
+    mean = mel.mean(axis=1, keepdims=True, dtype=np.float64)
+    std = mel.std(axis=1, keepdims=True, dtype=np.float64)
+    return ((mel - mean) / np.maximum(std, 1e-3)).astype(np.float32)
+
+
+def network_input(mel: np.ndarray, model_cfg) -> np.ndarray:
+    """The log-mel as the network sees it (see ``model.per_file_norm``)."""
+    return standardize_per_file(mel) if model_cfg.per_file_norm else mel
+
+
 def feature_cache_key(sr: int, feature_cfg) -> str:
     """A short hash of every parameter that shapes the frames (and the code version)."""
     params = {"sr": sr, "version": FEATURE_VERSION, **vars(feature_cfg)}

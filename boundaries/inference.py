@@ -83,9 +83,11 @@ def inference_frames(cfg) -> tuple:
 def activations_for(model, mel, cfg, device) -> np.ndarray:
     """The detector's activation: the CNN's probabilities, blended with Foote novelty when
     ``peaks.novelty_weight`` > 0."""
+    from boundaries.features import network_input
+
     chunk, context = inference_frames(cfg)
-    acts = predict_activations(model, mel, chunk_frames=chunk, context_frames=context,
-                               device=device, amp=cfg.train.amp)
+    acts = predict_activations(model, network_input(mel, cfg.model), chunk_frames=chunk,
+                               context_frames=context, device=device, amp=cfg.train.amp)
     return blend_novelty(acts, mel, cfg)
 
 

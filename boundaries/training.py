@@ -22,6 +22,7 @@ from boundaries.checkpoints import load_checkpoint, save_checkpoint
 from boundaries.config import config_from_dict, save_config
 from boundaries.dataset import ExcerptDataset
 from boundaries.errors import BoundariesError
+from boundaries.features import network_input
 from boundaries.inference import resolve_device
 from boundaries.losses import Criterion
 from boundaries.models import build_model
@@ -68,15 +69,15 @@ def make_training_tracks(data, cfg):
                                                mode=cfg.labels.mode, sigma_s=cfg.labels.sigma_s,
                                                radius_s=cfg.labels.radius_s)
         frames = labels.boundary_frames(track.times_s, track.n_frames, sr=sr, hop_length=hop)
-        items.append((track.mel, targets, weights, frames))
+        items.append((network_input(track.mel, cfg.model), targets, weights, frames))
     return items
 
 
-def mel_statistics(data):
+def mel_statistics(mels):
     """Per-band mean and standard deviation over all training frames (float64 accumulation)."""
-    total = sum(t.n_frames for t in data)
-    s = sum(t.mel.sum(axis=1, dtype=np.float64) for t in data)
-    s2 = sum(np.square(t.mel, dtype=np.float64).sum(axis=1) for t in data)
+    total = sum(m.shape[1] for m in mels)
+    s = sum(m.sum(axis=1, dtype=np.float64) for m in mels)
+    s2 = sum(np.square(m, dtype=np.float64).sum(axis=1) for m in mels)
     mean = s / total
     return mean, np.sqrt(np.maximum(s2 / total - mean ** 2, 1e-12))
 
@@ -173,7 +174,7 @@ class Trainer:
         items = make_training_tracks(self.train_data, cfg)
         self.val_targets = [item[1:3] for item in make_training_tracks(self.val_data, cfg)]
         self.model = build_model(cfg)
-        self.model.set_normalization(*mel_statistics(self.train_data))
+        self.model.set_normalization(*mel_statistics([item[0] for item in items]))
         self.model.to(self.device)
         self.ddp_model = distributed.wrap(self.model, self.device)
         self.criterion = Criterion(cfg.loss, [item[1] for item in items])

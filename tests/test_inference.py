@@ -35,3 +35,23 @@ def test_windows_cover_every_frame_once():
 def test_device_auto_is_cpu_without_gpu():
     if not torch.cuda.is_available():
         assert resolve_device("auto").type == "cpu"
+
+
+def test_per_file_norm_ignores_a_recordings_spectral_colour():
+    import dataclasses
+
+    from boundaries.config import Config
+    from boundaries.inference import activations_for
+    from boundaries.models import build_model
+
+    base = Config()
+    cfg = base.replace(model=dataclasses.replace(base.model, per_file_norm=True,
+                                                 dilations=(1, 2, 4)))
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    mel = np.random.default_rng(0).normal(-40, 8, (80, 700)).astype(np.float32)
+    colour = np.linspace(-20, 10, 80, dtype=np.float32)[:, None]  # a fixed EQ and gain, in dB
+    plain = activations_for(model, mel, cfg, "cpu")
+    np.testing.assert_allclose(activations_for(model, mel + colour, cfg, "cpu"), plain, atol=1e-5)
+    without = base.replace(model=dataclasses.replace(cfg.model, per_file_norm=False))
+    assert not np.allclose(activations_for(model, mel + colour, without, "cpu"), plain, atol=1e-3)
