@@ -132,8 +132,8 @@ def run_detect(args) -> int:
                               f"{','.join(FORMATS)}")
     checkpoint = args.checkpoint or DEFAULT_MODEL
     if not args.checkpoint and not DEFAULT_MODEL.exists():
-        raise BoundariesError("no default model is shipped with this version yet; pass "
-                              "--checkpoint runs/default/best.pt (train one with train.py)")
+        raise BoundariesError(f"{DEFAULT_MODEL}: the shipped model is missing (an incomplete "
+                              "install?); reinstall boundaries or pass --checkpoint")
     if args.jobs < 1:
         raise BoundariesError(f"--jobs {args.jobs}: must be at least 1")
     torch.set_num_threads(1)

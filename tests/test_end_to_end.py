@@ -182,3 +182,16 @@ def test_tune_writes_a_new_checkpoint_and_export_strips_it(trained, tmp_path, ca
     assert shipped.stat().st_size < tuned_path.stat().st_size
     assert cli.main(["detect", str(corpus), "-o", str(tmp_path / "out"), "--checkpoint",
                      str(shipped), "--jobs", "1"]) == 0
+
+
+def test_detect_uses_the_shipped_model_by_default(tmp_path, capsys):
+    from boundaries.checkpoints import load_model
+
+    _, cfg, _ = load_model(cli.DEFAULT_MODEL)  # ships inside the package and loads safely
+    assert cfg.features.n_mels == 80 and cfg.audio.sr == 22050
+    corpus = write_corpus(tmp_path / "corpus", n=1)
+    assert cli.main(["detect", str(corpus), "-o", str(tmp_path / "out"), "--jobs", "1",
+                     "--format", "json"]) == 0
+    written = json.loads((tmp_path / "out" / "track_0.boundaries.json").read_text())
+    assert written["peaks"]["novelty_weight"] == cfg.peaks.novelty_weight
+    assert "done 1" in capsys.readouterr().out
