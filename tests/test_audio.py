@@ -109,10 +109,11 @@ def test_too_short_for_one_frame(tmp_path):
         load_audio(path)
 
 
-def test_nan_samples(tmp_path):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_samples(tmp_path, bad):
     path = tmp_path / "nan.wav"
     data = tone(22050, channels=1)[:, 0]
-    data[1000] = np.nan
+    data[1000] = bad
     sf.write(path, data, 22050, subtype="FLOAT")
     with pytest.raises(AudioError, match="nan.wav: contains NaN or infinite samples"):
         load_audio(path)
