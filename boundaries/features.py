@@ -56,17 +56,27 @@ def log_mel(y: np.ndarray, *, sr: int = 22050, n_fft: int = 2048, hop_length: in
     if n_fft % 2:
         raise ValueError(f"n_fft must be even for the centred frame law, got {n_fft}")
     basis = _mel_basis(sr, n_fft, n_mels, fmin, fmax)
-    # Pad once like a centred STFT (zeros), then take frames block by block with center=False.
-    padded = np.pad(np.asarray(y, dtype=np.float32), n_fft // 2)
+    # Frames block by block with center=False over the signal zero-padded like a centred STFT;
+    # each block is padded on its own, so the whole signal is never copied (2 h = 635 MB).
+    y = np.asarray(y, dtype=np.float32)
     total = timebase.num_frames(len(y), hop_length)
     mel = np.empty((n_mels, total), dtype=np.float32)
     for start in range(0, total, BLOCK_FRAMES):
         stop = min(total, start + BLOCK_FRAMES)
-        segment = padded[start * hop_length:(stop - 1) * hop_length + n_fft]
+        segment = _padded_slice(y, start * hop_length, (stop - 1) * hop_length + n_fft, n_fft // 2)
         spec = librosa.stft(segment, n_fft=n_fft, hop_length=hop_length, center=False)
         power = spec.real ** 2 + spec.imag ** 2
         mel[:, start:stop] = librosa.power_to_db(basis @ power, ref=1.0, amin=1e-10, top_db=None)
     return mel
+
+
+def _padded_slice(y: np.ndarray, lo: int, hi: int, pad: int) -> np.ndarray:
+    """Samples ``[lo, hi)`` of ``y`` with ``pad`` zeros prepended and appended."""
+    out = np.zeros(hi - lo, dtype=np.float32)
+    a, b = max(lo - pad, 0), min(hi - pad, len(y))
+    if b > a:
+        out[a - (lo - pad):b - (lo - pad)] = y[a:b]
+    return out
 
 
 def standardize_per_file(mel: np.ndarray) -> np.ndarray:
