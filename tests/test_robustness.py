@@ -221,3 +221,17 @@ def test_three_hour_file(model, tmp_path, capsys):
     assert code == 0
     times = read_boundaries(tmp_path / "out" / "three hours.boundaries.txt")
     assert times.size > 0 and times.max() < 3 * 3600
+
+
+def test_audio_without_annotation_is_named_and_skipped(model, tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "corpus", n=3)
+    sf.write(corpus / "orphan.wav", make_step_track(5), SR)  # no orphan.txt beside it
+    run = tmp_path / "run"
+    assert train.main([*CONFIGS, *sets(tmp_path, corpus), "--run-dir", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert "orphan.wav: no annotation beside it" in err and "Traceback" not in err
+    out_json = tmp_path / "m.json"
+    assert evaluate.main(["--checkpoint", str(model), "--data", str(corpus), "--json",
+                          str(out_json)]) == 0
+    skipped = json.loads(out_json.read_text())["skipped_files"]
+    assert [os.path.basename(k) for k in skipped] == ["orphan.wav"]
