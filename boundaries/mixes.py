@@ -73,6 +73,8 @@ def find_sources(roots, *, zips: bool = False, stems: bool = True, extract_dir=N
     ``problems`` maps a path to one line saying why it was skipped (unreadable, not audio).
     Archive members are extracted into ``extract_dir`` (required with ``zips``).
     """
+    if zips and extract_dir is None:
+        raise ValueError("find_sources(zips=True) needs an extract_dir for the archive members")
     sources, problems = [], {}
     for root in map(Path, roots):
         if not root.is_dir():
