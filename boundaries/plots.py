@@ -46,26 +46,35 @@ def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title=""
 
 
 def plot_curves(roc_path, pr_path, curves: dict):
-    """ROC and PR curves, one line per named ``(probs, labels)`` pair, in two PNG files."""
+    """ROC and PR curves, one line per named ``(probs, labels)`` pair, in two PNG files. With
+    many curves (a study) the legend goes beside the axes and colours cycle through line styles."""
     from sklearn import metrics
 
     plt = _pyplot()
-    fig_roc, ax_roc = plt.subplots(figsize=(6, 5))
-    fig_pr, ax_pr = plt.subplots(figsize=(6, 5))
-    for name, (probs, labels) in curves.items():
+    many = len(curves) > 8
+    size = (11, 6) if many else (6, 5)
+    fig_roc, ax_roc = plt.subplots(figsize=size)
+    fig_pr, ax_pr = plt.subplots(figsize=size)
+    colours = plt.get_cmap("tab10").colors
+    for i, (name, (probs, labels)) in enumerate(curves.items()):
         if not 0 < np.sum(labels) < len(labels):
             continue
+        style = {"color": colours[i % 10], "ls": ("-", "--", ":", "-.")[i // 10 % 4], "lw": 1.0}
         fpr, tpr, _ = metrics.roc_curve(labels, probs)
         precision, recall, _ = metrics.precision_recall_curve(labels, probs)
-        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {metrics.auc(fpr, tpr):.3f})")
+        ax_roc.plot(fpr, tpr, label=f"{name} (AUC {metrics.auc(fpr, tpr):.3f})", **style)
         ap = metrics.average_precision_score(labels, probs)
-        ax_pr.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})")
+        ax_pr.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})", **style)
         ax_pr.axhline(np.mean(labels), color="grey", ls=":", lw=0.8)
     ax_roc.plot([0, 1], [0, 1], color="grey", ls=":", label="chance")
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     ax_pr.set(xlabel="recall", ylabel="precision", title="Precision-recall (dotted: base rate)")
     for fig, axis, path in ((fig_roc, ax_roc, roc_path), (fig_pr, ax_pr, pr_path)):
-        axis.legend(fontsize=7, loc="best")
+        if many:
+            axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                        ncol=1 + len(curves) // 24)
+        else:
+            axis.legend(fontsize=7, loc="best")
         fig.tight_layout()
         _save(fig, path)
         plt.close(fig)
