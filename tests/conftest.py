@@ -10,6 +10,8 @@ import soundfile as sf
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 22050
+# environment for train.py / boundaries run as a subprocess from the repository
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
 # train.py / evaluate.py arguments for the tiny debug configuration
 CONFIGS = ["--config", os.path.join(REPO, "configs", "base.yaml"),
            "--config", os.path.join(REPO, "configs", "debug.yaml")]
@@ -102,6 +104,16 @@ def tiny_overrides(tmp_path, data_dir=None, **extra):
 def sets(tmp_path, data_dir=None, **extra):
     """:func:`tiny_overrides` as ``--set`` command-line arguments."""
     return [a for o in tiny_overrides(tmp_path, data_dir, **extra) for a in ("--set", o)]
+
+
+def train_tiny(tmp, n_files):
+    """Train the tiny debug model on ``n_files`` step tracks under ``tmp``; ``(corpus, run)``."""
+    import train
+
+    corpus = write_corpus(tmp / "corpus", n=n_files)
+    run = tmp / "run"
+    assert train.main([*CONFIGS, *sets(tmp, corpus), "--run-dir", str(run)]) == 0
+    return corpus, run
 
 
 @pytest.fixture

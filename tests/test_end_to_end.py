@@ -1,11 +1,10 @@
 """train.py -> checkpoint -> boundaries detect -> evaluate.py, on generated audio."""
 
 import json
-import os
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, REPO, sets, write_corpus
+from conftest import CONFIGS, SUBPROCESS_ENV, sets, train_tiny, write_corpus
 
 import evaluate
 import train
@@ -16,9 +15,7 @@ from boundaries.annotations import read_boundaries
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    corpus = write_corpus(tmp / "corpus", n=4)
-    run = tmp / "run"
-    assert train.main([*CONFIGS, *sets(tmp, corpus), "--run-dir", str(run)]) == 0
+    corpus, run = train_tiny(tmp, n_files=4)
     return tmp, corpus, run
 
 
@@ -145,16 +142,15 @@ def test_torchrun_detect_shards_files_and_equals_one_process(trained, tmp_path):
 
     _, _, run = trained
     corpus = write_corpus(tmp_path / "corpus", n=5)
-    env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     common = ["-m", "boundaries", "detect", str(corpus), "--checkpoint", str(run / "best.pt"),
               "--format", "txt,json,csv", "--jobs", "1"]
     sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                               "--master_port=29517", *common, "-o", str(tmp_path / "two")],
-                             env=env, capture_output=True, text=True, timeout=300)
+                             env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert sharded.returncode == 0, sharded.stderr[-2000:]
     assert sharded.stdout.count("done 5, skipped 0") == 1  # rank 0 reports the whole batch
-    single = subprocess.run([sys.executable, *common, "-o", str(tmp_path / "one")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    single = subprocess.run([sys.executable, *common, "-o", str(tmp_path / "one")],
+                            env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == names

@@ -15,7 +15,16 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import CONFIGS, REPO, SR, make_step_track, sets, write_corpus
+from conftest import (
+    CONFIGS,
+    REPO,
+    SR,
+    SUBPROCESS_ENV,
+    make_step_track,
+    sets,
+    train_tiny,
+    write_corpus,
+)
 
 import evaluate
 import train
@@ -23,15 +32,10 @@ from boundaries import batch, cli
 from boundaries.annotations import read_boundaries
 from boundaries.checkpoints import load_checkpoint
 
-ENV = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
-
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("robust")
-    corpus = write_corpus(tmp / "corpus", n=3)
-    run = tmp / "run"
-    assert train.main([*CONFIGS, *sets(tmp, corpus), "--run-dir", str(run)]) == 0
+    _, run = train_tiny(tmp_path_factory.mktemp("robust"), n_files=3)
     return run / "best.pt"
 
 
@@ -170,11 +174,12 @@ def test_two_detect_processes_over_one_folder(model, tmp_path):
     corpus = write_corpus(tmp_path / "corpus", n=6)
     argv = [sys.executable, "-m", "boundaries", "detect", str(corpus), "--checkpoint", str(model),
             "--format", "txt,jams,csv", "--jobs", "1"]
-    procs = [subprocess.Popen(argv + ["-o", str(tmp_path / "shared")], env=ENV,
+    procs = [subprocess.Popen(argv + ["-o", str(tmp_path / "shared")], env=SUBPROCESS_ENV,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    single = subprocess.run(argv + ["-o", str(tmp_path / "single")], env=ENV, capture_output=True)
+    single = subprocess.run(argv + ["-o", str(tmp_path / "single")], env=SUBPROCESS_ENV,
+                            capture_output=True)
     assert single.returncode == 0
     names = sorted(p.name for p in (tmp_path / "single").iterdir())
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == names
@@ -191,8 +196,9 @@ def test_sigint_mid_epoch_leaves_a_resumable_run(tmp_path):
     corpus = write_corpus(tmp_path / "c", n=3)
     run = tmp_path / "run"
     argv = [*CONFIGS, *sets(tmp_path, corpus, **{"train.epochs": 40}), "--run-dir", str(run)]
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *argv], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *argv],
+                            env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "last.pt").exists():
         time.sleep(0.05)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO, tiny_overrides, write_corpus
+from conftest import CONFIGS, REPO, SUBPROCESS_ENV, tiny_overrides, write_corpus
 
 import train
 from boundaries.checkpoints import load_checkpoint, load_model, save_checkpoint
@@ -50,9 +50,9 @@ def test_resume_after_kill_mid_epoch(tmp_path):
     corpus = write_corpus(tmp_path / "c", n=3)
     run = tmp_path / "run"
     argv = args(tmp_path, corpus, run, 40)
-    env = {**os.environ, "PYTHONPATH": REPO}
-    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *argv], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *argv],
+                            env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (run / "last.pt").exists():
         time.sleep(0.05)
@@ -133,11 +133,10 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 def test_ddp_two_gloo_processes(tmp_path):
     corpus = write_corpus(tmp_path / "c", n=4)
     run = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            os.path.join(REPO, "train.py"), *args(tmp_path, corpus, run, 2),
            "--set", "sampling.strategy=oversample"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(cmd, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     model, _, state = load_model(run / "best.pt")  # a checkpoint from 2 processes loads in one
     assert state["epoch"] >= 1
