@@ -161,16 +161,10 @@ def main(argv=None) -> int:
 
 def tune_foote(val_data, cfg, fps):
     """Kernel width and thresholds that maximise validation F@tune_window, as for the model."""
-    best = None
-    for kernel_s in KERNELS_S:
-        acts = [novelty.foote_activations(t.mel, fps=fps, kernel_s=kernel_s) for t in val_data]
-        peak, frame = evaluation.tune_thresholds(val_data, acts, cfg)
-        f = evaluation.score(val_data, acts, cfg, peak_threshold=peak, frame_threshold=frame)
-        f = f["boundary"][f"{cfg.eval.tune_window:g}" if cfg.eval.tune_window % 1 else
-                          f"{cfg.eval.tune_window:.1f}"]["f"]
-        if best is None or f > best[0]:
-            best = (f, kernel_s, peak, frame)
-    return best[1:]
+    kernel_s, peak, frame, _ = evaluation.best_candidate(val_data, cfg, (
+        (k, [novelty.foote_activations(t.mel, fps=fps, kernel_s=k) for t in val_data])
+        for k in KERNELS_S))
+    return kernel_s, peak, frame
 
 
 if __name__ == "__main__":

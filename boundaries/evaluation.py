@@ -99,18 +99,27 @@ def tune(model, data, cfg, device, novelty_weights=NOVELTY_WEIGHTS):
 
     cnn = [inference.activations_for(model, t.mel, cfg.replace(
         peaks=dataclasses.replace(cfg.peaks, novelty_weight=0.0)), device) for t in data]
-    best = None
-    for weight in novelty_weights:
-        acts = [inference.blend_novelty(a, t.mel, cfg, weight) for a, t in zip(cnn, data)]
-        peak, frame = tune_thresholds(data, acts, cfg)
-        f = score(data, acts, cfg, peak, frame)["boundary"][_key(cfg.eval.tune_window)]["f"]
-        if best is None or f > best[0] + 1e-12:
-            best = (f, weight, peak, frame, acts)
-    _, weight, peak, frame, acts = best
+    weight, peak, frame, acts = best_candidate(
+        data, cfg, ((w, [inference.blend_novelty(a, t.mel, cfg, w) for a, t in zip(cnn, data)])
+                    for w in novelty_weights))
     tuned = cfg.replace(peaks=dataclasses.replace(cfg.peaks, threshold=peak,
                                                   novelty_weight=weight),
                         eval=dataclasses.replace(cfg.eval, frame_threshold=frame))
     return tuned, acts
+
+
+def best_candidate(data, cfg, candidates):
+    """``(key, peak_threshold, frame_threshold, activations)`` of the candidate whose
+    validation F at ``eval.tune_window`` is highest, each with its own tuned thresholds.
+
+    ``candidates`` yields ``(key, activations)`` pairs (lazily: one set in memory at a time)."""
+    best = None
+    for key, acts in candidates:
+        peak, frame = tune_thresholds(data, acts, cfg)
+        f = score(data, acts, cfg, peak, frame)["boundary"][_key(cfg.eval.tune_window)]["f"]
+        if best is None or f > best[0] + 1e-12:
+            best = (f, key, peak, frame, acts)
+    return best[1:]
 
 
 def tune_thresholds(data, activations, cfg) -> tuple:
