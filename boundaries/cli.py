@@ -48,11 +48,17 @@ def add_train_arguments(parser) -> None:
     _common(parser)
 
 
+def _base_config_paths() -> list:
+    """configs/base.yaml in a repository checkout; the dataclass defaults (equal to it)
+    otherwise."""
+    base = REPO_CONFIGS / "base.yaml"
+    return [base] if base.exists() else []
+
+
 def config_from_args(args):
     from boundaries.config import load_config
 
-    paths = args.config or ([REPO_CONFIGS / "base.yaml"] if (REPO_CONFIGS / "base.yaml").exists()
-                            else [])
+    paths = args.config or _base_config_paths()
     overrides = list(args.set)
     if getattr(args, "data", None):
         overrides.append(f"data.train_dir={os.path.abspath(args.data)}")
@@ -198,8 +204,7 @@ def run_study_command(args) -> int:
         else:
             overrides.append(f"data.train_dir={data.resolve()}")
     # base.yaml, then the study's own training settings, then --data and --set
-    base = load_config([REPO_CONFIGS / "base.yaml"] if (REPO_CONFIGS / "base.yaml").exists()
-                       else [])
+    base = load_config(_base_config_paths())
     cfg = config_from_dict(merge_dicts(base.to_dict(), study.get("config") or {},
                                        *(parse_override(o) for o in overrides)))
     results = run_study(cfg, study, strategies, args.out, args.repeats)

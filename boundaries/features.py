@@ -129,11 +129,10 @@ class FeatureCache:
         return self._compute(audio_path, entry)
 
     def _compute(self, audio_path, entry: Path):
-        y = load_audio(audio_path, sr=self.sr)
-        mel = log_mel(y, sr=self.sr, **vars(self.feature_cfg))
+        mel, n_samples = audio_log_mel(audio_path, self.sr, vars(self.feature_cfg))
         with atomic_path(entry) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, mel=mel, n_samples=np.int64(len(y)))
-        return mel, len(y)
+            np.savez(handle, mel=mel, n_samples=np.int64(n_samples))
+        return mel, n_samples
 
 
 def _load_one(cache: FeatureCache, path):
@@ -143,12 +142,18 @@ def _load_one(cache: FeatureCache, path):
         return path, None, str(exc)
 
 
+def audio_log_mel(path, sr: int, feature_kwargs: dict) -> tuple:
+    """``(log-mel, n_samples)`` of one audio file; the decoded signal is freed on return."""
+    y = load_audio(path, sr=sr)
+    return log_mel(y, sr=sr, **feature_kwargs), len(y)
+
+
 def file_features(path, sr, feature_kwargs):
     """``(mel, duration_s, error)`` of one file for a detect worker. It lives here, not in
     ``batch``, so a spawned worker imports no torch (2.6 s of start-up per worker)."""
     try:
-        y = load_audio(path, sr=sr)
-        return log_mel(y, sr=sr, **feature_kwargs), len(y) / sr, None
+        mel, n_samples = audio_log_mel(path, sr, feature_kwargs)
+        return mel, n_samples / sr, None
     except BoundariesError as exc:
         return None, 0.0, str(exc)
     except MemoryError:
