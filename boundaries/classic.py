@@ -137,8 +137,12 @@ def fit(x, y, sampler_name: str, classifier_name: str, seed: int):
     return model, y
 
 
-def predict(model, data, cfg, windows_s=(1.0, 4.0)) -> list:
-    """Positive-class probability of every frame of every file: the activations."""
+def validation_features(data, cfg, windows_s=(1.0, 4.0)) -> list:
+    """Frame features of every frame of every file (nothing resampled, nothing dropped)."""
     fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
-    return [model.predict_proba(frame_features(t.mel, fps, windows_s))[:, 1].astype(np.float32)
-            for t in data]
+    return [frame_features(t.mel, fps, windows_s) for t in data]
+
+
+def predict(model, features) -> list:
+    """Positive-class probability of every frame of every file: the activations."""
+    return [model.predict_proba(f)[:, 1].astype(np.float32) for f in features]

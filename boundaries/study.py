@@ -9,8 +9,10 @@ imbalanced-learn ensemble) classifier on frame features (:mod:`boundaries.classi
 Every row is scored by :func:`boundaries.evaluation.score` on the same validation files: frame
 metrics at probability 0.5 (resampling moves calibration, and this shows it), ROC-AUC and PR-AUC
 (threshold-free), and boundary F at each window with the peak threshold tuned per row on these
-files, as training does for the CNN. With ``repeats`` > 1 every row is rerun with seeds
-0..N-1 (the split stays fixed) and the table shows mean and standard deviation.
+files, as training does for the CNN. "train s" is a row's resampling, training and prediction;
+the classic rows share one set of frame features per seed, computed outside that timing. With
+``repeats`` > 1 every row is rerun with seeds 0..N-1 (the split stays fixed) and the table shows
+mean and standard deviation.
 """
 
 import csv
@@ -128,17 +130,23 @@ def run_cnn(strategy, cfg, study, val_data, run_root: Path, seed: int):
     return [np.mean(members, axis=0) for members in zip(*activations)], {}
 
 
-def run_classic(strategy, cfg, study, train_data, val_data, seed: int):
+def classic_frames(cfg, study, train_data, val_data, seed: int):
+    """``(x, y, val_features)`` shared by every classic row of one seed."""
     options = study.get("classic", {})
     windows = tuple(options.get("windows_s", (1.0, 4.0)))
     x, y = classic.training_frames(train_data, cfg, stride=int(options.get("stride", 4)),
                                    max_frames=int(options.get("max_train_frames", 60000)),
                                    seed=seed, windows_s=windows)
+    return x, y, classic.validation_features(val_data, cfg, windows)
+
+
+def run_classic(strategy, frames, seed: int):
+    x, y, val_features = frames
     model, resampled = classic.fit(x, y, strategy.sampler, strategy.classifier, seed)
     extra = {"train_positive_share_before": float(y.mean()),
              "train_positive_share_after": float(np.mean(resampled)),
              "train_frames_after": int(len(resampled))}
-    return classic.predict(model, val_data, cfg, windows), extra
+    return classic.predict(model, val_features), extra
 
 
 def score_row(val_data, activations, cfg) -> dict:
@@ -164,17 +172,19 @@ def run_study(cfg, study: dict, strategies, out_dir, repeats: int = 1) -> list:
     out_dir.mkdir(parents=True, exist_ok=True)
     train_data, val_data, _ = training.prepare_data(cfg, progress=False)
     truth = np.concatenate([evaluation.frame_labels(t, cfg) for t in val_data])
-    results, curves = [], {}
+    results, curves, frames = [], {}, {}
     for strategy in strategies:
         runs = []
         for seed in range(repeats):
+            if strategy.track == "classic" and seed not in frames:  # once per seed, untimed
+                frames[seed] = classic_frames(cfg, study, train_data, val_data, seed)
             started = time.perf_counter()
             if strategy.track == "naive":
                 acts, extra = [np.zeros(t.n_frames, dtype=np.float32) for t in val_data], {}
             elif strategy.track == "cnn":
                 acts, extra = run_cnn(strategy, cfg, study, val_data, out_dir / "runs", seed)
             else:
-                acts, extra = run_classic(strategy, cfg, study, train_data, val_data, seed)
+                acts, extra = run_classic(strategy, frames[seed], seed)
             seconds = time.perf_counter() - started
             runs.append({**score_row(val_data, acts, cfg), "train_s": seconds, **extra})
             if seed == 0:

@@ -51,7 +51,7 @@ def test_classic_fit_never_touches_validation(tiny_cfg):
     x, y = classic.training_frames(train_data, tiny_cfg, stride=2, max_frames=10_000, seed=0)
     model, resampled = classic.fit(x, y, "smote", "logreg", seed=0)
     assert np.mean(resampled) == pytest.approx(0.5, abs=0.01) and y.mean() < 0.5
-    acts = classic.predict(model, val_data, tiny_cfg)
+    acts = classic.predict(model, classic.validation_features(val_data, tiny_cfg))
     assert [len(a) for a in acts] == [t.n_frames for t in val_data]  # every frame, none resampled
     for track, mel in zip(val_data, snapshot):
         np.testing.assert_array_equal(track.mel, mel)
