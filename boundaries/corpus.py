@@ -105,6 +105,13 @@ def load(tracks, cfg, progress: bool = True):
     return data, failures
 
 
+def frame_targets(track, cfg):
+    """``(targets, weights)`` of one file under the config's smearing mode."""
+    return labels.make_targets(track.times_s, track.n_frames, sr=cfg.audio.sr,
+                               hop_length=cfg.features.hop_length, mode=cfg.labels.mode,
+                               sigma_s=cfg.labels.sigma_s, radius_s=cfg.labels.radius_s)
+
+
 def summarize(data, cfg) -> dict:
     """Imbalance figures: files, minutes, frames, boundaries, positive shares, naive accuracy."""
     sr, hop = cfg.audio.sr, cfg.features.hop_length
@@ -112,9 +119,7 @@ def summarize(data, cfg) -> dict:
     exact = smeared = 0.0
     for d in data:
         exact += labels.make_labels(d.times_s, d.n_frames, sr=sr, hop_length=hop).sum()
-        targets, _ = labels.make_targets(d.times_s, d.n_frames, sr=sr, hop_length=hop,
-                                         mode=cfg.labels.mode, sigma_s=cfg.labels.sigma_s,
-                                         radius_s=cfg.labels.radius_s)
+        targets, _ = frame_targets(d, cfg)
         smeared += float((targets >= 0.5).sum())
     frames = max(n_frames, 1)
     return {"files": len(data), "minutes": sum(d.duration_s for d in data) / 60,

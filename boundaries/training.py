@@ -62,13 +62,11 @@ def prepare_data(cfg, progress=True):
 
 
 def make_training_tracks(data, cfg):
-    sr, hop = cfg.audio.sr, cfg.features.hop_length
     items = []
     for track in data:
-        targets, weights = labels.make_targets(track.times_s, track.n_frames, sr=sr, hop_length=hop,
-                                               mode=cfg.labels.mode, sigma_s=cfg.labels.sigma_s,
-                                               radius_s=cfg.labels.radius_s)
-        frames = labels.boundary_frames(track.times_s, track.n_frames, sr=sr, hop_length=hop)
+        targets, weights = corpus.frame_targets(track, cfg)
+        frames = labels.boundary_frames(track.times_s, track.n_frames, sr=cfg.audio.sr,
+                                        hop_length=cfg.features.hop_length)
         items.append((network_input(track.mel, cfg.model), targets, weights, frames))
     return items
 
@@ -172,7 +170,7 @@ class Trainer:
         self.train_data, self.val_data, self.problems = prepare_data(cfg, progress and
                                                                      distributed.is_main())
         items = make_training_tracks(self.train_data, cfg)
-        self.val_targets = [item[1:3] for item in make_training_tracks(self.val_data, cfg)]
+        self.val_targets = [corpus.frame_targets(track, cfg) for track in self.val_data]
         self.model = build_model(cfg)
         self.model.set_normalization(*mel_statistics([item[0] for item in items]))
         self.model.to(self.device)
