@@ -206,6 +206,9 @@ def detect_paths(inputs, out_dir, model, cfg, device, formats=("txt",), **option
     started = time.perf_counter()
     ensure_writable(out_dir)
     jobs, failed = plan_jobs(inputs, out_dir, cfg.audio.extensions)
+    if not jobs and not failed:
+        raise BoundariesError(f"no audio files ({', '.join(cfg.audio.extensions)}) under "
+                              f"{', '.join(map(str, inputs))}; check the path")
     order = {str(job.audio_path): i for i, job in enumerate(jobs)}
     mine = jobs[distributed.rank()::distributed.world_size()]
     report = merge_reports(distributed.gather_objects(

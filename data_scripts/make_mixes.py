@@ -92,6 +92,10 @@ def main(argv=None) -> int:
     except BoundariesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an unwritable --out, a full disk, a source that vanished
+        print(f"error: {exc.filename or args.out}: {exc.strerror}; check the path, its "
+              "permissions and free space", file=sys.stderr)
+        return 2
     minutes = sum(r["duration_s"] for r in records) / 60
     crossovers = sum(len(r["transitions"]) for r in records)
     print(f"wrote {len(records)} clips ({minutes:.0f} min, {crossovers} crossovers) and "

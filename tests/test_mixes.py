@@ -185,3 +185,14 @@ def test_too_little_music_is_one_clear_error(music):
     sources, _ = find_sources([music])
     with pytest.raises(BoundariesError, match="add tracks or lower --segment-s"):
         make_mix(np.random.default_rng(0), sources[:1], MixSettings())
+
+
+def test_unwritable_output_is_one_clear_error(music, tmp_path, capsys):
+    from data_scripts.make_mixes import main
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    code = main(["--tracks", str(music), "--out", str(blocker / "mixes"), "--n-clips", "1",
+                 "--n-val-clips", "1", "--jobs", "1", "--clip-s", "30,40", "--segment-s", "12,20"])
+    err = capsys.readouterr().err
+    assert code == 2 and "a file" in err and "Traceback" not in err

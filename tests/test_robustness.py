@@ -241,3 +241,12 @@ def test_audio_without_annotation_is_named_and_skipped(model, tmp_path, capsys):
                           str(out_json)]) == 0
     skipped = json.loads(out_json.read_text())["skipped_files"]
     assert [os.path.basename(k) for k in skipped] == ["orphan.wav"]
+
+
+def test_a_folder_without_audio_is_one_clear_error(model, tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no music here")
+    code = cli.main(["detect", str(tmp_path / "notes"), "-o", str(tmp_path / "out"),
+                     "--checkpoint", str(model)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no audio files" in err and "notes" in err and "Traceback" not in err
