@@ -1,23 +1,25 @@
-"""Accuracy of the shipped model against Foote's novelty baseline on mixes of unseen DEV music.
+"""Accuracy of every detector in the ablation on mixes of held-out packages.
 
-    python benchmarks/accuracy.py --music data/dev-music
+    python benchmarks/accuracy.py --mixes data/mixes2 [--ablation] [--json rows.json]
 
-1. Rebuilds the validation and test mixes of the default model's data (the documented
-   make_mixes.py command with the same seed, minus the training clips): both come only from the
-   held-out packages; validation is what training selected on, test is new mixes of them.
-2. Runs the shipped detector as it ships (the CNN blended with Foote novelty, with the blend and
-   thresholds stored in it, tuned on validation), and the CNN alone (thresholds tuned on
-   validation the same way).
-3. Runs the Foote checkerboard novelty alone on the same log-mel; its kernel width and thresholds
-   are tuned on the validation mixes exactly as the model's were, then fixed for test.
-4. Prints one row per method and split (frame PR-AUC, ROC-AUC, F1; boundary P/R/F at +-0.5 s and
-   +-3 s, mir_eval conventions), the naive all-negative row, and the compute time of each method.
+The mixes are the ones the shipped model's documented commands build (MODEL_CARD.md): ``val/``
+comes from the validation packages (thresholds, kernel widths and minimum track lengths are tuned
+there), ``test/`` from other packages that nothing was trained or tuned on. For each detector it
+prints, per split: boundary P/R/F at +-0.5 s and +-3 s (``mir_eval.segment.detection``,
+``trim=True``, means over files), frame PR-AUC; then, on test, recall per transition kind, F@3
+per clip length, and the same with the track count K known (exactly K-1 crossovers, best set by
+dynamic programming).
+
+Detectors: the naive all-negative model; Foote's novelty; the previous shipped model (CNN + Foote
+blend, ``benchmarks/models/cnn_foote_v1.pt``); the track-change detector as shipped, and without
+its placement stage. ``--ablation`` also trains, from the training mixes and the shipped
+embedding, trees on the descriptors alone and on the embedding distances alone, and scores the
+embedding distance alone (peak-picked), so the table says what each part brings.
 """
 
 import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,20 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from boundaries import corpus, evaluation, inference, novelty, timebase
+from boundaries import boosted, corpus, evaluation, inference, novelty, peaks, timebase
+from boundaries import track_detector, track_training
 from boundaries.checkpoints import load_model
 
 REPO = Path(__file__).resolve().parents[1]
-KERNELS_S = (8.0, 16.0, 32.0, 64.0)  # Foote kernel widths tried on validation
-
-
-def rebuild_mixes(music, out, seed, n_val, n_test, jobs):
-    command = [sys.executable, str(REPO / "data_scripts" / "make_mixes.py"), "--tracks", *music,
-               "--out", str(out), "--n-clips", "0", "--n-val-clips", str(n_val),
-               "--n-test-clips", str(n_test), "--split-by", "group", "--zips",
-               "--seed", str(seed), "--jobs", str(jobs)]
-    print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True)
+KERNELS_S = (8.0, 16.0, 32.0, 64.0)
+LENGTHS = (("< 1 min", 0, 60), ("1-3 min", 60, 180), (">= 3 min", 180, np.inf))
 
 
 def load_split(folder, cfg):
@@ -49,122 +44,197 @@ def load_split(folder, cfg):
     return data
 
 
-def timed(fn, data):
+class Row:
+    """One detector on one split: activations and estimates per file, and their scores."""
+
+    def __init__(self, name, split, data, acts, estimates, cfg, seconds):
+        self.name, self.split, self.data = name, split, data
+        self.estimates = estimates
+        self.result = evaluation.score(data, acts, cfg, estimates=estimates)
+        self.seconds = seconds
+
+    def summary(self) -> dict:
+        b = self.result["boundary"]
+        audio_s = sum(t.duration_s for t in self.data)
+        return {"method": self.name, "split": self.split, "files": len(self.data),
+                "pr_auc": self.result["frame"]["pr_auc"],
+                **{f"{k}_{w}": b[w][n] for w in ("0.5", "3.0")
+                   for k, n in (("p", "precision"), ("r", "recall"), ("f", "f"))},
+                "x_real_time": audio_s / max(self.seconds, 1e-9) if self.seconds else None}
+
+
+def run_detector(name, split, data, activations_fn, cfg, refine=None, k_known=False):
+    """Activations, estimates (peak picking at the tuned threshold, or best-K when the track
+    count is known; then the placement stage if any) and scores."""
     start = time.perf_counter()
-    activations = [fn(track) for track in data]
-    return activations, time.perf_counter() - start
+    acts = [activations_fn(t) for t in data]
+    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    estimates = []
+    for track, a in zip(data, acts):
+        if k_known:
+            est = peaks.best_k_peaks(a, fps=fps, k=len(track.times_s),
+                                     min_distance_s=max(cfg.peaks.min_distance_s, 6.0))
+        else:
+            est = inference.detect(a, cfg)
+        if refine is not None:
+            est = (refine(track.mel, est[0]), est[1])
+        estimates.append(est)
+    return Row(name, split, data, acts, estimates, cfg, time.perf_counter() - start)
 
 
-def row(name, split, result, seconds, audio_s):
-    b05, b3 = result["boundary"]["0.5"], result["boundary"]["3.0"]
-    return {"method": name, "split": split, "files": result["n_files"],
-            "pr_auc": result["frame"]["pr_auc"], "roc_auc": result["frame"]["roc_auc"],
-            "f1": result["frame"]["f1"],
-            "p_0.5": b05["precision"], "r_0.5": b05["recall"], "f_0.5": b05["f"],
-            "p_3": b3["precision"], "r_3": b3["recall"], "f_3": b3["f"],
-            "x_real_time": audio_s / max(seconds, 1e-9)}
-
-
-def naive_row(split, result):
-    return {"method": "naive all-negative", "split": split, "files": result["n_files"],
-            "pr_auc": result["naive"]["pr_auc"], "roc_auc": result["naive"]["roc_auc"],
-            "f1": result["naive"]["f1"], **{k: 0.0 for k in ("p_0.5", "r_0.5", "f_0.5", "p_3",
-                                                            "r_3", "f_3")},
-            "x_real_time": float("nan")}
-
-
-def recall_by_kind(out_dir: Path, split: str, result: dict) -> dict:
-    """Share of crossovers of each transition kind with an estimate within 0.5 s and 3 s (a
-    per-reference view; mir_eval's one-to-one matching can differ by a hit or two)."""
-    manifest = json.loads((out_dir / "manifest.json").read_text())
-    kinds = {str((out_dir / c["file"]).resolve()): [t["kind"] for t in c["transitions"]]
-             for c in manifest["clips"] if c["file"].startswith(split + "/")}
-    refs = {str((out_dir / c["file"]).resolve()): [t["time_s"] for t in c["transitions"]]
-            for c in manifest["clips"] if c["file"].startswith(split + "/")}
+def recall_by_kind(mixes: Path, row: Row) -> dict:
+    """Share of crossovers of each kind with an estimate within 0.5 s and 3 s."""
+    manifest = json.loads((mixes / "manifest.json").read_text())
+    kinds = {str((mixes / c["file"]).resolve()): c["transitions"] for c in manifest["clips"]}
     found = {}
-    for file_row in result["per_file"]:
-        key = str(Path(file_row["file"]).resolve())
-        estimates = np.array(file_row["estimates_s"])
-        for kind, time_s in zip(kinds[key], refs[key]):
-            gap = np.min(np.abs(estimates - time_s)) if estimates.size else np.inf
-            found.setdefault(kind, []).append((gap <= 0.5, gap <= 3.0))
+    for track, (est, _) in zip(row.data, row.estimates):
+        for transition in kinds[str(Path(track.audio_path).resolve())]:
+            gap = np.min(np.abs(np.asarray(est) - transition["time_s"])) if len(est) else np.inf
+            found.setdefault(transition["kind"], []).append((gap <= 0.5, gap <= 3.0))
     return {k: (len(v), float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
             for k, v in sorted(found.items())}
 
 
+def f3_by_length(row: Row) -> dict:
+    out = {}
+    for label, lo, hi in LENGTHS:
+        fs = [f["boundary"]["3.0"]["f"] for f, t in zip(row.result["per_file"], row.data)
+              if lo <= t.duration_s < hi]
+        out[label] = (len(fs), float(np.mean(fs)) if fs else float("nan"))
+    return out
+
+
 def markdown(rows) -> str:
-    header = ["method", "split", "files", "PR-AUC", "ROC-AUC", "F1", "P@0.5", "R@0.5", "F@0.5",
-              "P@3", "R@3", "F@3", "x real time"]
-    keys = ["pr_auc", "roc_auc", "f1", "p_0.5", "r_0.5", "f_0.5", "p_3", "r_3", "f_3"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    keys = ["pr_auc", "p_0.5", "r_0.5", "f_0.5", "p_3.0", "r_3.0", "f_3.0"]
+    lines = ["| method | split | files | PR-AUC | P@0.5 | R@0.5 | F@0.5 | P@3 | R@3 | F@3 | "
+             "x real time |", "|" + "---|" * 11]
     for r in rows:
-        speed = "" if np.isnan(r["x_real_time"]) else f"{r['x_real_time']:.0f}"
-        lines.append("| " + " | ".join([r["method"], r["split"], str(r["files"])] +
-                                       [f"{r[k]:.3f}" for k in keys] + [speed]) + " |")
+        speed = "" if not r["x_real_time"] else f"{r['x_real_time']:.0f}"
+        cells = [f"{r[k]:.3f}" if r[k] is not None and np.isfinite(r[k]) else "" for k in keys]
+        lines.append("| " + " | ".join([r["method"], r["split"], str(r["files"])] + cells
+                                       + [speed]) + " |")
     return "\n".join(lines)
+
+
+def tune_foote(val_data, cfg, fps):
+    kernel_s, peak, frame, _ = evaluation.best_candidate(val_data, cfg, (
+        (k, [novelty.foote_activations(t.mel, fps=fps, kernel_s=k) for t in val_data])
+        for k in KERNELS_S))
+    return cfg.replace(peaks=dataclasses.replace(cfg.peaks, threshold=peak),
+                       eval=dataclasses.replace(cfg.eval, frame_threshold=frame)), kernel_s
+
+
+def ablation_detectors(mixes, detector, cfg, splits, log=print):
+    """``(name, activations_fn, tuned_cfg)`` for the ablation rows, trained on ``train/`` with
+    the shipped embedding and tuned on ``val/``."""
+    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    train = load_split(mixes / "train", cfg)
+    X, y, _, names = track_training.table(train, detector.embed_model, fps)
+    embed_cols = np.array([n.startswith("embed@") for n in names])
+    rows_cache = {}
+
+    def rows_of(track):
+        key = str(track.audio_path)
+        if key not in rows_cache:
+            rows_cache[key] = track_detector.row_features(track.mel, detector.embed_model,
+                                                          fps=fps)[0]
+        return rows_cache[key]
+
+    out = []
+    for label, cols in (("trees on descriptors alone", ~embed_cols),
+                        ("trees on embedding distances alone", embed_cols)):
+        trees = boosted.export_trees(track_training.fit_trees(X[:, cols], y, cfg, log))
+
+        def fn(track, trees=trees, cols=cols):
+            probs = boosted.predict_proba(trees, rows_of(track)[:, cols])
+            return track_detector.rows_to_frames(probs, track.mel.shape[1])
+
+        out.append((label, fn))
+    column = names.index("embed@16/median")
+
+    def embed_alone(track):
+        values = rows_of(track)[:, column]
+        return track_detector.rows_to_frames(values / (values.max() + 1e-9), track.mel.shape[1])
+
+    out.append(("embedding distance alone (16 s each side)", embed_alone))
+    tuned = []
+    for label, fn in out:
+        acts = [fn(t) for t in splits["val"]]
+        tuned.append((label, fn, track_training.tune_decoding(splits["val"], acts, cfg)))
+    return tuned
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--music", nargs="+", default=["data/dev-music"],
-                        help="the DEV music folder (data_scripts/fetch_dev_music.py)")
-    parser.add_argument("--out", default="data/bench-mixes", help="where the mixes are rebuilt")
+    parser.add_argument("--mixes", default="data/mixes2", help="make_mixes.py output folder")
     parser.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
-    parser.add_argument("--seed", type=int, default=0, help="the seed the model's data used")
-    parser.add_argument("--n-val", type=int, default=40)
-    parser.add_argument("--n-test", type=int, default=40)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--previous", default=str(REPO / "benchmarks/models/cnn_foote_v1.pt"))
+    parser.add_argument("--ablation", action="store_true",
+                        help="also train and score the descriptor-only and embedding-only rows")
     parser.add_argument("--json", help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-
-    rebuild_mixes(args.music, Path(args.out), args.seed, args.n_val, args.n_test, args.jobs)
-    model, cfg, _ = load_model(args.checkpoint)
-    splits = {s: load_split(Path(args.out) / s, cfg) for s in ("val", "test")}
+    mixes = Path(args.mixes)
+    detector, cfg, _ = load_model(args.checkpoint)
+    previous, previous_cfg, _ = load_model(args.previous)
+    splits = {s: load_split(mixes / s, cfg) for s in ("val", "test")}
     fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
-    device = inference.resolve_device("cpu")
-    # the CNN alone, its thresholds tuned on validation the same way (no novelty blend)
-    alone = cfg.replace(peaks=dataclasses.replace(cfg.peaks, novelty_weight=0.0))
-    alone, _ = evaluation.tune(model, splits["val"], alone, device, novelty_weights=(0.0,))
-    rows = []
-    for split, data in splits.items():
-        audio_s = sum(t.duration_s for t in data)
-        for name, row_cfg in ((f"shipped (CNN + {cfg.peaks.novelty_weight:g} novelty)", cfg),
-                              ("CNN alone", alone)):
-            acts, seconds = timed(
-                lambda t, c=row_cfg: inference.activations_for(model, t.mel, c, device), data)
-            result = evaluation.score(data, acts, row_cfg)  # thresholds tuned on validation
-            rows.append(row(name, split, result, seconds, audio_s))
-            if split == "test" and row_cfg is cfg:
-                by_kind = recall_by_kind(Path(args.out), split, result)
-        rows.append(naive_row(split, result))
-
-    kernel, peak, frame = tune_foote(splits["val"], cfg, fps)
-    print(f"Foote: kernel {kernel:g} s, peak threshold {peak}, frame threshold {frame} "
-          "(tuned on validation)")
-    for split, data in splits.items():
-        audio_s = sum(t.duration_s for t in data)
-        acts, seconds = timed(lambda t: novelty.foote_activations(t.mel, fps=fps,
-                                                                  kernel_s=kernel), data)
-        result = evaluation.score(data, acts, cfg, peak_threshold=peak, frame_threshold=frame)
-        rows.append(row(f"Foote novelty ({kernel:g} s)", split, result, seconds, audio_s))
-    rows.sort(key=lambda r: (r["split"] != "test", r["split"]))
-    print(markdown(rows))
-    print("x real time: audio seconds per second of compute from the cached log-mel (one thread)")
-    print("\nshipped detector on test, by transition kind: crossovers, found within 0.5 s, 3 s")
-    for kind, (n, within_05, within_3) in by_kind.items():
-        print(f"  {kind:12s} {n:3d}  {within_05:.2f}  {within_3:.2f}")
+    foote_cfg, kernel = tune_foote(splits["val"], previous_cfg, fps)
+    entries = [
+        ("track-change detector (shipped)", detector.frame_activations, cfg, detector.refine),
+        ("track-change, no placement", detector.frame_activations, cfg, None),
+        (f"previous model (CNN + {previous_cfg.peaks.novelty_weight:g} Foote)",
+         lambda t: inference.activations_for(previous, t, previous_cfg, "cpu"), previous_cfg,
+         None),
+        (f"Foote novelty ({kernel:g} s)",
+         lambda t: novelty.foote_activations(t, fps=fps, kernel_s=kernel), foote_cfg, None),
+    ]
+    if args.ablation:
+        entries += [(name, fn, tuned, None) for name, fn, tuned in
+                    ablation_detectors(mixes, detector, cfg, splits)]
+    rows, test_rows = [], {}
+    for name, fn, row_cfg, refine in entries:
+        for split, data in splits.items():
+            row = run_detector(name, split, data, lambda t, fn=fn: fn(t.mel), row_cfg, refine)
+            rows.append(row.summary())
+            if split == "test":
+                known = run_detector(name, split, data, lambda t, fn=fn: fn(t.mel), row_cfg,
+                                     refine, k_known=True)
+                test_rows[name] = (row, known)
+    rows.append({"method": "naive all-negative", "split": "test", "files": len(splits["test"]),
+                 "pr_auc": test_rows[entries[0][0]][0].result["naive"]["pr_auc"],
+                 **{k: 0.0 for k in ("p_0.5", "r_0.5", "f_0.5", "p_3.0", "r_3.0", "f_3.0")},
+                 "x_real_time": None})
+    rows.sort(key=lambda r: r["split"] != "test")
+    report(rows, test_rows, mixes, splits["test"])
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
 
 
-def tune_foote(val_data, cfg, fps):
-    """Kernel width and thresholds that maximise validation F@tune_window, as for the model."""
-    kernel_s, peak, frame, _ = evaluation.best_candidate(val_data, cfg, (
-        (k, [novelty.foote_activations(t.mel, fps=fps, kernel_s=k) for t in val_data])
-        for k in KERNELS_S))
-    return kernel_s, peak, frame
+def report(rows, test_rows, mixes, test_data) -> None:
+    print(markdown(rows))
+    print("\nx real time: audio seconds per second of compute from the cached log-mel, one thread")
+    n_ref = sum(len(t.times_s) for t in test_data)
+    minutes = sum(t.duration_s for t in test_data) / 60
+    print(f"\ntest: {len(test_data)} mixes, {minutes:.0f} min, {n_ref} crossovers")
+    print("\n| method (test) | F@0.5 K known | F@3 K known | " +
+          " | ".join(f"F@3 {label} (n)" for label, _, _ in LENGTHS) + " |")
+    print("|" + "---|" * (3 + len(LENGTHS)))
+    for name, (row, known) in test_rows.items():
+        kb = known.result["boundary"]
+        lengths = f3_by_length(row)
+        print(f"| {name} | {kb['0.5']['f']:.3f} | {kb['3.0']['f']:.3f} | " +
+              " | ".join(f"{f:.3f} ({n})" for n, f in lengths.values()) + " |")
+    kinds = {name: recall_by_kind(mixes, row) for name, (row, _) in test_rows.items()}
+    names = sorted(next(iter(kinds.values())))
+    print("\nrecall on test by transition kind, within 0.5 s / 3 s (crossovers)")
+    print("| method | " + " | ".join(f"{k} ({kinds[next(iter(kinds))][k][0]})" for k in names)
+          + " |")
+    print("|" + "---|" * (1 + len(names)))
+    for name, by_kind in kinds.items():
+        print(f"| {name} | " + " | ".join(f"{by_kind[k][1]:.2f} / {by_kind[k][2]:.2f}"
+                                          for k in names) + " |")
 
 
 if __name__ == "__main__":

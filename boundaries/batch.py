@@ -141,8 +141,7 @@ def run_detect(jobs, model, cfg, device, formats, *, threshold=None, overwrite=F
 
 def _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold, save_activations,
                 plot, report):
-    acts = inference.activations_for(model, mel, cfg, device)
-    times, strengths = inference.detect(acts, cfg, threshold)
+    acts, times, strengths = inference.boundaries_for(model, mel, cfg, device, threshold)
     extra = {"audio": str(job.audio_path), "threshold": threshold,
              "model": cfg.to_dict()["model"], "peaks": cfg.to_dict()["peaks"]}
     for fmt in formats:

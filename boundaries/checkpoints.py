@@ -51,6 +51,10 @@ def load_model(path, device="cpu"):
     state = load_checkpoint(path)
     try:
         cfg = config_from_dict(state["config"])
+        if state.get("kind") == "track_change":
+            from boundaries.track_detector import from_checkpoint_state
+
+            return from_checkpoint_state(state, cfg), cfg, state
         model = build_model(cfg)
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError, BoundariesError) as exc:
@@ -60,7 +64,7 @@ def load_model(path, device="cpu"):
 
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
-                "class_weight")
+                "class_weight", "kind", "embedding", "trees", "placement", "validation")
 
 
 def export_model(src, dst) -> int:

@@ -76,8 +76,10 @@ def run_train(args) -> int:
     result = train(cfg, args.run_dir, resume=args.resume, progress=sys.stderr.isatty())
     if result:
         print(result["table"])
-        print(f"best epoch {result['best_epoch']} of {result['epochs_run']}; checkpoint "
-              f"{result['checkpoint']} (thresholds tuned on validation); metrics "
+        where = "best epoch {best_epoch} of {epochs_run}; ".format(**result) \
+            if "best_epoch" in result else ""
+        checkpoint = result.get("checkpoint", Path(args.run_dir) / "best.pt")
+        print(f"{where}checkpoint {checkpoint} (thresholds tuned on validation); metrics "
               f"{Path(args.run_dir) / 'metrics.json'}")
     return 0
 

@@ -121,6 +121,28 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class TrackConfig:
+    """The track-change detector (``kind: track_change``): descriptors and a contrastive "same
+    track?" embedding feeding gradient-boosted trees (boundaries/track_detector.py)."""
+    kind: str = "cnn"  # cnn: the CNN of models.py; track_change: the detector described here
+    embed_steps: int = 1500  # InfoNCE steps of the embedding (48 pairs each)
+    embed_lr: float = 2e-3
+    # a track-change checkpoint whose embedding is reused instead of trained (fits only the
+    # trees: minutes instead of half an hour, e.g. on your own mixes)
+    embedding_from: str = ""
+    max_iter: int = 300  # boosting iterations (early stopping on a held-out 10 % of rows)
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 40
+    max_train_rows: int = 2_000_000  # rows kept for the trees (uniform subsample beyond this)
+
+    def __post_init__(self):
+        _check(self.kind in ("cnn", "track_change"), "track.kind", "must be cnn or track_change")
+        _check(self.embed_steps >= 1, "track.embed_steps", "must be >= 1")
+        _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class LossConfig:
     kind: str = "weighted_bce"  # bce | weighted_bce | focal
     class_weight: typing.Any = "balanced"  # 'balanced' (scikit-learn) or [w_negative, w_positive]
@@ -175,6 +197,9 @@ class PeakConfig:
     # the CNN local cues: on real mixes the blend beats both (MODEL_CARD.md).
     novelty_weight: float = 0.0
     novelty_kernel_s: float = 32.0  # Foote kernel width (seconds)
+    # false: the threshold applies to the activation itself (calibrated probabilities, such as
+    # the track-change detector's), not to its height above the local mean
+    subtract_local_mean: bool = True
 
     def __post_init__(self):
         _check(self.threshold >= 0, "peaks.threshold", "must be >= 0")
@@ -210,6 +235,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     peaks: PeakConfig = field(default_factory=PeakConfig)

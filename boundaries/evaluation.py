@@ -30,15 +30,19 @@ def collect_activations(model, data, cfg, device) -> list:
     return [inference.activations_for(model, track.mel, cfg, device) for track in data]
 
 
-def score(data, activations, cfg, peak_threshold=None, frame_threshold=None) -> dict:
-    """Scores of ``activations`` (one array per track of ``data``) against the annotations."""
+def score(data, activations, cfg, peak_threshold=None, frame_threshold=None,
+          estimates=None) -> dict:
+    """Scores of ``activations`` (one array per track of ``data``) against the annotations;
+    ``estimates`` (one ``(times_s, strengths)`` per track) replaces peak picking when given, e.g.
+    boundaries refined by the detector's placement stage."""
     peak_threshold = cfg.peaks.threshold if peak_threshold is None else peak_threshold
     frame_threshold = cfg.eval.frame_threshold if frame_threshold is None else frame_threshold
     per_file, pooled_probs, pooled_labels = [], [], []
     hits = {w: np.zeros(3, dtype=np.int64) for w in cfg.eval.windows}
-    for track, acts in zip(data, activations):
+    for i, (track, acts) in enumerate(zip(data, activations)):
         truth = frame_labels(track, cfg)
-        est_s, strengths = inference.detect(acts, cfg, threshold=peak_threshold)
+        est_s, strengths = inference.detect(acts, cfg, threshold=peak_threshold) \
+            if estimates is None else estimates[i]
         row = {"file": str(track.audio_path), "duration_s": track.duration_s,
                "n_ref": int(len(track.times_s)), "n_est": int(len(est_s)),
                "frame": metrics.frame_scores(acts, truth, frame_threshold, cfg.eval.beta),

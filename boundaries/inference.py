@@ -85,6 +85,8 @@ def activations_for(model, mel, cfg, device) -> np.ndarray:
     ``peaks.novelty_weight`` > 0."""
     from boundaries.features import network_input
 
+    if hasattr(model, "frame_activations"):  # the track-change detector brings its own features
+        return model.frame_activations(mel)
     chunk, context = inference_frames(cfg)
     acts = predict_activations(model, network_input(mel, cfg.model), chunk_frames=chunk,
                                context_frames=context, device=device, amp=cfg.train.amp)
@@ -108,4 +110,15 @@ def detect(activations, cfg, threshold=None):
     return peaks.pick_peaks(activations, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length),
                             threshold=p.threshold if threshold is None else threshold,
                             max_window_s=p.max_window_s, avg_before_s=p.avg_before_s,
-                            avg_after_s=p.avg_after_s, min_distance_s=p.min_distance_s)
+                            avg_after_s=p.avg_after_s, min_distance_s=p.min_distance_s,
+                            subtract_local_mean=p.subtract_local_mean)
+
+
+def boundaries_for(model, mel, cfg, device, threshold=None):
+    """``(activations, times_s, strengths)``: the one path from log-mel to boundaries. A model
+    with a placement stage (the track-change detector) moves each peak to its instant."""
+    acts = activations_for(model, mel, cfg, device)
+    times, strengths = detect(acts, cfg, threshold)
+    if getattr(model, "placement", None) is not None:
+        times = model.refine(mel, times)
+    return acts, times, strengths

@@ -62,6 +62,10 @@ class MixSettings:
     kinds: dict = field(default_factory=lambda: {"cut": 0.2, "linear": 0.2, "equal_power": 0.2,
                                                  "eq": 0.25, "gap": 0.15})
     format: str = "ogg"
+    # Share of segments (30 s or longer) given one unlabelled edit inside the track: a jump to
+    # another section of it, a loop, or a bass cut. Hard negatives: change that is not a new
+    # track. 0 keeps the clips of older seeds byte-identical (no extra random draws).
+    inner_edits: float = 0.0
 
 
 # ---------------------------------------------------------------- sources
@@ -273,6 +277,9 @@ def make_mix(rng, sources, settings: MixSettings, max_tries: int = 20):
     low_pass = butter(4, EQ_CROSSOVER_HZ, btype="low", fs=sr, output="sos")
     for i, (start, stop) in enumerate(spans):
         piece, segment = _draw_excerpt(rng, sources, used, stop - start, settings, max_tries)
+        if settings.inner_edits > 0 and stop - start >= 30.0 and rng.random() < settings.inner_edits:
+            piece, edit = inner_edit(rng, piece, sources, segment, sr)
+            segment["edit"] = {**edit, "time_s": round(start + edit["time_s"], 3)}
         segment.update(start_s=round(start, 3), stop_s=round(stop, 3))
         segments.append(segment)
         low_env, high_env = _envelopes(len(piece), sr, transitions[i - 1] if i else None,
@@ -316,6 +323,47 @@ def _draw_excerpt(rng, sources, used, duration_s, settings, max_tries):
                        "speed": round(speed, 4), "gain_db": round(gain_db, 2)}
     raise BoundariesError(f"no unused source of at least {duration_s:.0f} s with sound in it; "
                           "add tracks or lower --segment-s / --clip-s")
+
+
+def inner_edit(rng, piece, sources, segment, sr):
+    """One edit inside a track's excerpt, in its middle 40 %: ``(piece, record)``.
+
+    - ``jump``: the rest of the excerpt comes from another section of the same track (a cut or
+      a crossfade of up to 2 s), as a DJ jumping to a hot cue;
+    - ``loop``: 2-8 s repeated 2-4 times;
+    - ``bass_cut``: the bass below 200 Hz removed for 4-16 s (a DJ's EQ kill).
+    """
+    n = len(piece)
+    at = int(rng.uniform(0.3, 0.7) * n)
+    kind = str(rng.choice(["jump", "loop", "bass_cut"]))
+    if kind == "jump":
+        source = next(s for s in sources if s.name == segment["source"])
+        rest_s = (n - at) / sr
+        need = rest_s * segment["speed"] + 0.1
+        offset = float(rng.uniform(0, max(0.0, source.duration_s - need)))
+        other = read_excerpt(source, offset, rest_s, sr, segment["speed"])
+        other *= np.float32(np.sqrt(np.mean(piece ** 2) / (np.mean(other ** 2) + 1e-12)))
+        fade = min(int(rng.uniform(0.01, 2.0) * sr), n - at)
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        tail = other.copy()
+        tail[:fade] = ramp * other[:fade] + (1 - ramp) * piece[at:at + fade]
+        piece = np.concatenate([piece[:at], tail])[:n]
+        record = {"kind": kind, "offset_s": round(offset, 3)}
+    elif kind == "loop":
+        length = int(rng.uniform(2.0, 8.0) * sr)
+        repeats = int(rng.integers(2, 5))
+        loop = np.tile(piece[at:at + length], repeats)[:n - at - length]
+        piece = piece.copy()
+        piece[at + length:at + length + len(loop)] = loop
+        record = {"kind": kind, "length_s": round(length / sr, 3), "repeats": repeats}
+    else:
+        length = min(int(rng.uniform(4.0, 16.0) * sr), n - at)
+        low = sosfiltfilt(butter(4, EQ_CROSSOVER_HZ, btype="low", fs=sr, output="sos"),
+                          piece[at:at + length]).astype(np.float32)
+        piece = piece.copy()
+        piece[at:at + length] -= low
+        record = {"kind": kind, "length_s": round(length / sr, 3)}
+    return piece.astype(np.float32), {**record, "time_s": at / sr}
 
 
 # ---------------------------------------------------------------- writing

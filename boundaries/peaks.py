@@ -17,7 +17,7 @@ def _frames(seconds: float, fps: float) -> int:
 
 def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float = 6.0,
                avg_before_s: float = 12.0, avg_after_s: float = 6.0,
-               min_distance_s: float = 0.0):
+               min_distance_s: float = 0.0, subtract_local_mean: bool = True):
     """Boundary times and strengths from per-frame probabilities.
 
     Parameters
@@ -29,6 +29,9 @@ def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float
         A peak must exceed its local mean by strictly more than this.
     max_window_s, avg_before_s, avg_after_s, min_distance_s : float, seconds
         Peaks are at least ``max(max_window_s, min_distance_s)`` apart, so a plateau gives one.
+    subtract_local_mean : bool
+        False: a peak's strength is its activation (for calibrated probabilities), and it must
+        exceed ``threshold`` itself.
 
     Returns
     -------
@@ -55,7 +58,10 @@ def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float
     # applied here, so a flat stretch (x == mean) never yields a boundary at threshold 0.
     idx = librosa.util.peak_pick(x, pre_max=w, post_max=w + 1, pre_avg=before,
                                  post_avg=after + 1, delta=float(threshold), wait=wait)
-    strengths = x[idx] - _local_mean(x, idx, before, after)
+    if not subtract_local_mean:
+        idx = librosa.util.peak_pick(x, pre_max=w, post_max=w + 1, pre_avg=0, post_avg=1,
+                                     delta=0.0, wait=wait)  # x >= its own value
+    strengths = x[idx] - (_local_mean(x, idx, before, after) if subtract_local_mean else 0.0)
     keep = strengths > threshold
     return timebase.frames_to_time(idx[keep], sr=fps, hop_length=1), strengths[keep]
 
@@ -65,3 +71,53 @@ def _local_mean(x, idx, before, after):
     lo = np.maximum(idx - before, 0)
     hi = np.minimum(idx + after + 1, len(x))
     return (csum[hi] - csum[lo]) / (hi - lo)
+
+
+def best_k_peaks(activations, *, fps: float, k: int, min_distance_s: float,
+                 edge_s: float = 0.0):
+    """The ``k`` frames of highest total activation at least ``min_distance_s`` apart (and
+    ``edge_s`` from either end): the crossovers of a mix known to hold ``k + 1`` tracks.
+
+    Exact, by dynamic programming over frames (O(n_frames * k)), not greedy top-k: a greedy
+    pick can take a strong frame that blocks two slightly weaker ones.
+
+    Returns
+    -------
+    times_s : np.ndarray [shape=(m,)], m <= k (fewer when the file is too short for k)
+    strengths : np.ndarray [shape=(m,)], the activations there
+    """
+    x = np.asarray(activations, dtype=np.float64)
+    gap = max(1, _frames(min_distance_s, fps))
+    lo, hi = _frames(edge_s, fps), len(x) - _frames(edge_s, fps)
+    if k <= 0 or hi <= lo:
+        return np.zeros(0), np.zeros(0)
+    score = np.full(len(x), -np.inf)
+    score[lo:hi] = x[lo:hi]
+    # best[j][i]: best total of j + 1 picks whose last pick is at frame <= i; arg: that frame
+    best = np.maximum.accumulate(score)
+    arg = [_running_argmax(score)]
+    bests = [best]
+    for _ in range(1, k):
+        prev = np.full(len(x), -np.inf)
+        prev[gap:] = bests[-1][:-gap]  # the previous pick lies at least `gap` frames earlier
+        total = score + prev
+        bests.append(np.maximum.accumulate(total))
+        arg.append(_running_argmax(total))
+        if not np.isfinite(bests[-1][-1]):  # no room for another pick
+            bests.pop()
+            arg.pop()
+            break
+    picks, i = [], len(x) - 1
+    for j in range(len(bests) - 1, -1, -1):
+        i = int(arg[j][i])
+        picks.append(i)
+        i -= gap
+    idx = np.array(sorted(picks))
+    return timebase.frames_to_time(idx, sr=fps, hop_length=1), x[idx]
+
+
+def _running_argmax(values: np.ndarray) -> np.ndarray:
+    """Index of the maximum of ``values[:i + 1]`` for every i (first one on ties)."""
+    best = np.maximum.accumulate(values)
+    is_new = np.r_[True, values[1:] > best[:-1]]
+    return np.maximum.accumulate(np.where(is_new, np.arange(len(values)), 0))

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from boundaries import corpus, distributed, evaluation, labels, timebase
+from boundaries.atomic import write_text
 from boundaries.checkpoints import load_checkpoint, save_checkpoint
 from boundaries.config import config_from_dict, save_config
 from boundaries.dataset import ExcerptDataset
@@ -287,6 +288,29 @@ class Trainer:
         return final
 
 
+def train_track_change(cfg, run_dir: Path, progress: bool = True) -> dict:
+    """The track-change detector (boundaries/track_training.py): one pass, no epochs; writes
+    best.pt (thresholds tuned on validation), config.yaml with the tuned settings, metrics.json."""
+    from boundaries.track_training import train_track_detector
+
+    if distributed.world_size() > 1:
+        raise BoundariesError("track.kind=track_change trains in one process (trees and a small "
+                              "embedding); run it without torchrun")
+    train_data, val_data, _ = prepare_data(cfg, progress)
+    for name, split in (("train", train_data), ("validation", val_data)):
+        logger.info("%s", corpus.format_summary(name, corpus.summarize(split, cfg)))
+    start = time.perf_counter()
+    detector, tuned, result = train_track_detector(cfg, train_data, val_data, log=logger.info)
+    save_checkpoint(run_dir / "best.pt", {"config": tuned.to_dict(), **detector.state(),
+                                          "validation": evaluation.flat_metrics(result)})
+    save_config(tuned, run_dir / "config.yaml")
+    final = {"train_s": time.perf_counter() - start, "peak_threshold": tuned.peaks.threshold,
+             "min_distance_s": tuned.peaks.min_distance_s}
+    write_text(run_dir / "metrics.json", evaluation.to_json({**final, **result}))
+    final["table"] = evaluation.format_table(result)
+    return final
+
+
 def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:
     """Train a boundary detector; returns the final validation metrics (rank 0; {} elsewhere)."""
     run_dir = Path(run_dir)
@@ -296,6 +320,8 @@ def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:
             raise BoundariesError(f"{run_dir}: holds a previous run (last.pt); pass --resume to "
                                   "continue it or choose another --run-dir")
         save_config(cfg, run_dir / "config.yaml")
+    if cfg.track.kind == "track_change":
+        return train_track_change(cfg, run_dir, progress)
     trainer = Trainer(cfg, run_dir, progress)
     for name, split in (("train", trainer.train_data), ("validation", trainer.val_data)):
         logger.info("%s", corpus.format_summary(name, corpus.summarize(split, cfg)))

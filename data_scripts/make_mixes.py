@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time between crossovers")
     parser.add_argument("--overlap-s", type=_pair, default=(2.0, 30.0),
                         help="crossfade / EQ handover length range")
+    parser.add_argument("--val-groups", nargs="+", metavar="GROUP",
+                        help="hold out exactly these top-level folders (packages) for validation "
+                             "instead of a seeded draw")
+    parser.add_argument("--test-groups", nargs="+", metavar="GROUP",
+                        help="test clips come from these packages, which feed neither training "
+                             "nor validation (default: test clips reuse the validation tracks)")
+    parser.add_argument("--inner-edits", type=float, default=0.0,
+                        help="share of segments given an unlabelled jump, loop or bass cut "
+                             "inside the track (hard negatives; default: %(default)s)")
     parser.add_argument("--sr", type=int, default=22050, help="sample rate of the mixes")
     parser.add_argument("--format", choices=["ogg", "flac", "wav"], default="ogg")
     return parser
@@ -65,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     settings = MixSettings(sr=args.sr, clip_s=args.clip_s, segment_s=args.segment_s,
-                           overlap_s=args.overlap_s, format=args.format)
+                           overlap_s=args.overlap_s, format=args.format,
+                           inner_edits=args.inner_edits)
     try:
         with temporary_extract_dir() as extract_dir:
             sources, problems = find_sources(args.tracks, zips=args.zips,
@@ -77,14 +87,22 @@ def main(argv=None) -> int:
                 raise BoundariesError(f"{len(usable)} usable tracks (at least "
                                       f"{settings.segment_s[0]:g} s long) in {args.tracks}; "
                                       "a mix needs several")
-            train, val = split_sources(usable, by=args.split_by, val_fraction=args.val_fraction,
-                                       seed=args.seed)
+            test = [s for s in usable if s.group in set(args.test_groups or ())]
+            usable = [s for s in usable if s not in test]
+            _check_groups(usable + test, [*(args.val_groups or ()), *(args.test_groups or ())])
+            if args.val_groups:
+                val = [s for s in usable if s.group in set(args.val_groups)]
+                train = [s for s in usable if s.group not in set(args.val_groups)]
+            else:
+                train, val = split_sources(usable, by=args.split_by,
+                                           val_fraction=args.val_fraction, seed=args.seed)
             print(_describe_split(usable, train, val, len(sources) - len(usable)), flush=True)
             splits = {"train": (train, args.n_clips), "val": (val, args.n_val_clips),
-                      "test": (val, args.n_test_clips)}
+                      "test": (test or val, args.n_test_clips)}
             info = {"by": args.split_by, "val_fraction": args.val_fraction,
                     "train_sources": [s.name for s in train],
-                    "val_sources": [s.name for s in val]}
+                    "val_sources": [s.name for s in val],
+                    "test_sources": [s.name for s in test] if test else "the val sources"}
             done = []
             records = write_mixes(args.out, {k: v for k, v in splits.items() if v[1] > 0},
                                   settings, seed=args.seed, jobs=args.jobs, split_info=info,
@@ -101,6 +119,14 @@ def main(argv=None) -> int:
     print(f"wrote {len(records)} clips ({minutes:.0f} min, {crossovers} crossovers) and "
           f"manifest.json to {Path(args.out)}")
     return 0
+
+
+def _check_groups(sources, groups) -> None:
+    known = {s.group for s in sources}
+    missing = [g for g in groups if g not in known]
+    if missing:
+        raise BoundariesError(f"--val-groups/--test-groups name {', '.join(missing)}, which hold "
+                              "no usable track; use top-level folder names of --tracks")
 
 
 def _describe_split(usable, train, val, n_short) -> str:

@@ -61,3 +61,38 @@ def test_min_distance():
 def test_rejects_2d_input():
     with pytest.raises(ValueError):
         pick_peaks(np.zeros((2, 5)), fps=FPS, threshold=0.1)
+
+
+def test_absolute_threshold_when_not_subtracting_the_local_mean():
+    x = np.array([0, 0.2, 0.9, 0.3, 0, 0, 0.5, 0.4, 0.0, 0.1])
+    times, strengths = pick_peaks(x, fps=1, threshold=0.45, max_window_s=2,
+                                  subtract_local_mean=False)
+    np.testing.assert_allclose(times, [2.0, 6.0])
+    np.testing.assert_allclose(strengths, [0.9, 0.5])
+
+
+def test_best_k_is_exact_against_brute_force(rng):
+    import itertools
+
+    from boundaries.peaks import best_k_peaks
+
+    for _ in range(100):
+        n, k, gap = int(rng.integers(5, 13)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        x = rng.random(n)
+        times, strengths = best_k_peaks(x, fps=1, k=k, min_distance_s=gap)
+        feasible = [c for m in range(k, 0, -1) for c in itertools.combinations(range(n), m)
+                    if all(b - a >= gap for a, b in zip(c, c[1:]))]
+        size = max(len(c) for c in feasible)
+        best = max(x[list(c)].sum() for c in feasible if len(c) == size)
+        assert len(times) == size
+        assert abs(strengths.sum() - best) < 1e-9
+        assert np.all(np.diff(times) >= gap)
+
+
+def test_best_k_keeps_away_from_the_edges():
+    from boundaries.peaks import best_k_peaks
+
+    x = np.zeros(100)
+    x[1], x[50], x[98] = 1.0, 0.5, 1.0
+    times, _ = best_k_peaks(x, fps=10, k=1, min_distance_s=1.0, edge_s=0.5)
+    np.testing.assert_allclose(times, [5.0])

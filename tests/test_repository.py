@@ -28,6 +28,7 @@ def test_layout():
 
 
 def test_light_modules_do_not_import_torch():
-    for name in ("peaks", "metrics", "annotations", "labels", "timebase", "audio", "features"):
+    for name in ("peaks", "metrics", "annotations", "labels", "timebase", "audio", "features",
+                 "descriptors", "boosted", "placement"):
         source = open(os.path.join(REPO, "boundaries", f"{name}.py"), encoding="utf-8").read()
         assert "import torch" not in source, name

@@ -1,0 +1,130 @@
+"""Multi-scale before/after descriptors: how different the music left of a time is from the
+music right of it, at 2 to 32 s (numpy only).
+
+A crossover changes *track identity* (key, timbre, tempo, level) for good; a section change
+inside a track changes some of it for a while. Comparing the two sides of every time over several
+window lengths lets a classifier tell the two apart where a single local novelty cannot (Foote's
+checkerboard kernel is one such comparison at one scale). Everything runs on pooled frames
+(``POOL`` mel frames, ~4.3 per second) with cumulative sums, so a window of any length costs the
+same: O(n_frames) per descriptor.
+
+Each descriptor comes twice: as is, and divided by its median over the file, which makes the
+scale travel across recordings (a quiet ambient mix and a loud rock mix differ in every raw
+distance).
+"""
+
+import numpy as np
+
+from boundaries.novelty import mfcc_from_mel_db, novelty_curve
+
+POOL = 10  # mel frames per descriptor frame: 10 x 512 / 22050 = 0.232 s
+WINDOWS_S = (2.0, 4.0, 8.0, 16.0, 32.0)
+FOOTE_KERNELS_S = (8.0, 16.0, 32.0)
+LOW_BANDS = 12  # mel bands below ~200 Hz at 80 bands from 27.5 Hz: the bass a DJ swaps
+EDGE_CAP_S = 32.0
+
+
+def pool_frames(x: np.ndarray, pool: int) -> np.ndarray:
+    """Means over non-overlapping groups of ``pool`` frames; ``[d, n]`` -> ``[d, ceil(n/pool)]``
+    (the last group may be shorter)."""
+    n = x.shape[1]
+    n_out = -(-n // pool)
+    padded = np.zeros((x.shape[0], n_out * pool), dtype=np.float64)
+    padded[:, :n] = x
+    counts = np.full(n_out, pool, dtype=np.float64)
+    counts[-1] = n - (n_out - 1) * pool
+    return (padded.reshape(x.shape[0], n_out, pool).sum(axis=2) / counts).astype(np.float32)
+
+
+def side_means(x: np.ndarray, width: int):
+    """Means of ``x [d, n]`` over ``[t - width, t)`` (left) and ``[t, t + width)`` (right) for
+    every t, truncated at the file edges; returns ``(left, right, n_left, n_right)``."""
+    d, n = x.shape
+    csum = np.zeros((d, n + 1), dtype=np.float64)
+    np.cumsum(x, axis=1, out=csum[:, 1:])
+    t = np.arange(n)
+    lo, hi = np.maximum(t - width, 0), np.minimum(t + width, n)
+    n_left, n_right = t - lo, hi - t
+    left = (csum[:, t] - csum[:, lo]) / np.maximum(n_left, 1)
+    right = (csum[:, hi] - csum[:, t]) / np.maximum(n_right, 1)
+    return left, right, n_left, n_right
+
+
+def _cosine_distance(a, b):
+    num = np.sum(a * b, axis=0)
+    den = np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0) + 1e-8
+    return 1.0 - num / den
+
+
+def window_descriptors(z_mel, mfcc, level, flux, width: int) -> dict:
+    """The before/after distances at one window width (pooled frames)."""
+    left, right, n_left, n_right = side_means(z_mel, width)
+    sq_left, sq_right, _, _ = side_means(z_mel ** 2, width)
+    var = np.maximum(sq_left - left ** 2, 0) + np.maximum(sq_right - right ** 2, 0)
+    mfcc_left, mfcc_right, _, _ = side_means(mfcc, width)
+    scalars = np.vstack([level, flux, z_mel[:LOW_BANDS].mean(axis=0),
+                         z_mel[-40:].mean(axis=0)])
+    s_left, s_right, _, _ = side_means(scalars, width)
+    diff = left - right
+    out = {
+        "mel": np.sqrt(np.mean(diff ** 2, axis=0)),
+        "mel_t": np.mean(diff ** 2 / (var + 0.1), axis=0),  # a t-statistic-like distance
+        "mfcc": _cosine_distance(mfcc_left, mfcc_right),
+        "level": s_left[0] - s_right[0],
+        "flux": s_left[1] - s_right[1],
+        "bass": s_left[2] - s_right[2],
+        "treble": s_left[3] - s_right[3],
+    }
+    # Where one side is empty (the file's edges) there is no evidence of change.
+    empty = (n_left == 0) | (n_right == 0)
+    for value in out.values():
+        value[empty] = 0.0
+    return out
+
+
+def compute_descriptors(mel_db: np.ndarray, *, fps: float, pool: int = POOL):
+    """Descriptor matrix of one file at the pooled rate.
+
+    Parameters
+    ----------
+    mel_db : np.ndarray [shape=(n_mels, n_frames)], dB
+    fps : float
+        Frames per second of ``mel_db``.
+
+    Returns
+    -------
+    features : np.ndarray [shape=(n_pooled, n_features), dtype=float32]
+        ``n_pooled = ceil(n_frames / pool)``; row i describes pooled frame i, centred at mel
+        frame ``i * pool + (pool - 1) / 2``.
+    names : list of str, one per column
+    """
+    pooled = pool_frames(mel_db, pool)
+    pooled_fps = fps / pool
+    mean = pooled.mean(axis=1, keepdims=True)
+    std = pooled.std(axis=1, keepdims=True) + 1e-3
+    z_mel = (pooled - mean) / std
+    mfcc = mfcc_from_mel_db(pooled)[1:]
+    mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
+    level = pooled.mean(axis=0)
+    flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
+                       .mean(axis=0, keepdims=True), pool)[0]
+    columns, names = [], []
+    for window_s in WINDOWS_S:
+        width = max(1, int(round(window_s * pooled_fps)))
+        for key, value in window_descriptors(z_mel, mfcc, level, flux, width).items():
+            columns.append(value)
+            names.append(f"{key}@{window_s:g}")
+    unit = mfcc / (np.linalg.norm(mfcc, axis=0, keepdims=True) + 1e-8)
+    for kernel_s in FOOTE_KERNELS_S:
+        columns.append(novelty_curve(unit, max(1, int(round(kernel_s / 2 * pooled_fps)))))
+        names.append(f"foote@{kernel_s:g}")
+    values, names = relative_to_median(np.vstack(columns), names)
+    edge_s = np.minimum(np.arange(pooled.shape[1]), np.arange(pooled.shape[1])[::-1]) / pooled_fps
+    values = np.vstack([values, np.minimum(edge_s, EDGE_CAP_S)])
+    return values.T.astype(np.float32), names + ["edge_s"]
+
+
+def relative_to_median(columns: np.ndarray, names):
+    """Every row as is, then every row divided by its median absolute value over the file."""
+    scale = np.median(np.abs(columns), axis=1, keepdims=True) + 1e-6
+    return np.vstack([columns, columns / scale]), names + [f"{n}/median" for n in names]

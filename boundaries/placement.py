@@ -1,0 +1,104 @@
+"""Placement: move each detected crossover to the right instant within +-``SEARCH_S`` (numpy).
+
+The detector finds crossovers at ~0.23 s resolution from evidence tens of seconds wide; within a
+crossfade or an EQ handover nothing local marks the labelled instant (the middle of the overlap,
+the bass swap). This stage looks at ~46 ms frames around each detection:
+
+- short-window before/after descriptors (0.25-4 s): a cut, a gap's silence, the bass swap;
+- *which track is playing*: the spectrum of each frame compared with the outgoing track's
+  (taken 5-12 s before the detection) and the incoming one's (5-12 s after). The crossover of a
+  crossfade is where the frame stops resembling the one and starts resembling the other.
+
+A second set of boosted trees scores each frame as "the crossover" (within ``RADIUS_S``), and the
+detection moves to the best-scoring frame.
+"""
+
+import numpy as np
+
+from boundaries import boosted
+from boundaries.descriptors import LOW_BANDS, pool_frames, window_descriptors
+from boundaries.novelty import mfcc_from_mel_db
+
+POOL = 2  # mel frames per placement frame: 46 ms
+WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+SEARCH_S = 3.0
+REF_NEAR_S, REF_FAR_S = 5.0, 12.0
+RADIUS_S = 0.25
+
+
+class LocalFrames:
+    """Fine-rate views of one file, computed once and shared by all of its detections."""
+
+    def __init__(self, mel_db: np.ndarray, fps: float):
+        self.fps = fps / POOL
+        pooled = pool_frames(mel_db, POOL)
+        self.z = (pooled - pooled.mean(axis=1, keepdims=True)) / (
+            pooled.std(axis=1, keepdims=True) + 1e-3)
+        mfcc = mfcc_from_mel_db(pooled)[1:]
+        mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
+        level = pooled.mean(axis=0)
+        flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
+                           .mean(axis=0, keepdims=True), POOL)[0]
+        columns = []
+        for window_s in WINDOWS_S:
+            width = max(1, int(round(window_s * self.fps)))
+            columns += list(window_descriptors(self.z, mfcc, level, flux, width).values())
+        self.local = np.vstack(columns + [level - np.median(level)]).T.astype(np.float32)
+
+    def rows(self, t0_s: float):
+        """``(frame_times_s, X)`` for the frames within +-SEARCH_S of ``t0_s``."""
+        n = self.z.shape[1]
+        centre = int(round(t0_s * self.fps))
+        half = int(round(SEARCH_S * self.fps))
+        idx = np.arange(max(0, centre - half), min(n, centre + half + 1))
+        if idx.size == 0:
+            return np.zeros(0), np.zeros((0, self.local.shape[1] + 6), dtype=np.float32)
+        side = self._which_track(centre, idx)
+        offset = (idx - centre) / self.fps
+        X = np.hstack([self.local[idx], side, offset[:, None]]).astype(np.float32)
+        return idx / self.fps + (POOL - 1) / 2 / (self.fps * POOL), X
+
+    def _which_track(self, centre: int, idx: np.ndarray) -> np.ndarray:
+        """Per frame: resemblance to the outgoing vs the incoming track (all bands, bass only),
+        raw and smoothed over 1 s, and how near the smoothed balance is to 0."""
+        n = self.z.shape[1]
+        near, far = int(REF_NEAR_S * self.fps), int(REF_FAR_S * self.fps)
+        out_ref = self.z[:, max(0, centre - far):max(1, centre - near)].mean(axis=1)
+        in_ref = self.z[:, min(n - 1, centre + near):min(n, centre + far)].mean(axis=1)
+        frames = self.z[:, idx]
+        columns = []
+        for bands in (slice(None), slice(0, LOW_BANDS)):
+            d_out = np.linalg.norm(frames[bands] - out_ref[bands, None], axis=0)
+            d_in = np.linalg.norm(frames[bands] - in_ref[bands, None], axis=0)
+            s = (d_out - d_in) / (d_out + d_in + 1e-6)  # -1: outgoing track, +1: incoming
+            k = max(1, int(self.fps))
+            smooth = np.convolve(s, np.ones(k) / k, mode="same")
+            columns += [s, smooth]
+        columns.append(-np.abs(columns[1]))  # near 0 where the two tracks are balanced
+        return np.vstack(columns).T
+
+
+def refine(local: LocalFrames, times_s, trees: dict) -> np.ndarray:
+    """Each detection moved to its best-scoring frame within +-SEARCH_S."""
+    refined = []
+    for t in np.asarray(times_s, dtype=float):
+        frame_times, X = local.rows(t)
+        if len(X) == 0:
+            refined.append(t)
+            continue
+        refined.append(float(frame_times[int(np.argmax(boosted.predict_proba(trees, X)))]))
+    return np.array(refined)
+
+
+def training_rows(local: LocalFrames, times_s, rng, jitter_s: float = 2.0):
+    """Rows around each true crossover, seen from a detection ``jitter_s`` off at most (the
+    detector's error), labelled 1 within ``RADIUS_S`` of the crossover."""
+    rows, labels = [], []
+    for t in np.asarray(times_s, dtype=float):
+        t0 = t + rng.uniform(-jitter_s, jitter_s)
+        frame_times, X = local.rows(t0)
+        rows.append(X)
+        labels.append((np.abs(frame_times - t) <= RADIUS_S).astype(np.int8))
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int8)
+    return np.vstack(rows), np.concatenate(labels)

@@ -1,0 +1,112 @@
+"""The track-change detector: descriptors + a "same track?" embedding -> boosted trees.
+
+For every descriptor frame (~4.3 per second) it builds one row: the multi-scale before/after
+descriptors of :mod:`descriptors` and the left-vs-right embedding distances of :mod:`embedding`
+(each also divided by its file median); gradient-boosted trees (:mod:`boosted`) turn the row into
+P(a crossover within ``TARGET_RADIUS_S``). The probability is held over the descriptor frame's
+mel frames, so it goes through the package's peak picking, metrics and outputs like any other
+activation.
+"""
+
+import numpy as np
+import torch
+
+from boundaries import boosted, descriptors, embedding, timebase
+
+EMBED_WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
+TARGET_RADIUS_S = 1.0
+KIND = "track_change"
+
+
+def row_features(mel_db: np.ndarray, embed_model, *, fps: float):
+    """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``."""
+    X, names = descriptors.compute_descriptors(mel_db, fps=fps)
+    proj = embedding.position_projections(embed_model, mel_db)
+    dist = embedding.embedding_distances(proj, n_out=len(X), out_stride_frames=descriptors.POOL,
+                                         windows_s=EMBED_WINDOWS_S, fps=fps)
+    dist_names = [f"embed@{w:g}" for w in EMBED_WINDOWS_S]
+    dist, dist_names = descriptors.relative_to_median(dist.T, dist_names)
+    return np.hstack([X, dist.T]).astype(np.float32), names + dist_names
+
+
+def row_targets(times_s, n_rows: int, *, fps: float, radius_s: float = TARGET_RADIUS_S):
+    """1 for descriptor frames whose centre lies within ``radius_s`` of a crossover, else 0."""
+    centres_s = (np.arange(n_rows) * descriptors.POOL + (descriptors.POOL - 1) / 2) / fps
+    labels = np.zeros(n_rows, dtype=np.int8)
+    for t in np.asarray(times_s, dtype=float):
+        labels[np.abs(centres_s - t) <= radius_s] = 1
+    return labels
+
+
+def rows_to_frames(row_probs: np.ndarray, n_frames: int) -> np.ndarray:
+    """Descriptor-frame probabilities -> one value per mel frame (linear between row centres)."""
+    centres = np.arange(len(row_probs)) * descriptors.POOL + (descriptors.POOL - 1) / 2
+    return np.interp(np.arange(n_frames), centres, row_probs).astype(np.float32)
+
+
+class TrackChangeDetector:
+    """Log-mel -> per-frame crossover probability; what ``boundaries detect`` runs.
+
+    Parameters
+    ----------
+    embed_model : embedding.TrackEmbedding (eval mode)
+    trees : dict of arrays from :func:`boosted.export_trees`
+    fps : float, mel frames per second
+    """
+
+    def __init__(self, embed_model, trees: dict, fps: float, placement: "dict | None" = None):
+        self.embed_model, self.trees, self.fps = embed_model, trees, fps
+        self.placement = placement  # trees of the placement stage (placement.py), or None
+        self.context_frames = 0
+
+    def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
+        X, _ = row_features(mel_db, self.embed_model, fps=self.fps)
+        return boosted.predict_proba(self.trees, X)
+
+    def frame_activations(self, mel_db: np.ndarray) -> np.ndarray:
+        """``[n_frames]`` float32 in [0, 1]."""
+        return rows_to_frames(self.row_probabilities(mel_db), mel_db.shape[1])
+
+    def refine(self, mel_db: np.ndarray, times_s) -> np.ndarray:
+        """Detections moved to their instants by the placement stage (sorted)."""
+        if self.placement is None or len(times_s) == 0:
+            return np.asarray(times_s, dtype=float)
+        from boundaries import placement
+
+        local = placement.LocalFrames(mel_db, self.fps)
+        return placement.refine(local, times_s, self.placement)
+
+    def to(self, device):  # the trees run on numpy, the embedding is small: CPU always
+        return self
+
+    def eval(self):
+        return self
+
+    def state(self) -> dict:
+        """Tensors and plain data only, so ``torch.load(weights_only=True)`` reads it."""
+        state = {"kind": KIND, "embedding": self.embed_model.state_dict(),
+                 "trees": _tensors(self.trees)}
+        if self.placement is not None:
+            state["placement"] = _tensors(self.placement)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict, fps: float, n_mels: int) -> "TrackChangeDetector":
+        model = embedding.TrackEmbedding(n_mels=n_mels)
+        model.load_state_dict(state["embedding"])
+        placement = state.get("placement")
+        return cls(model.eval(), _arrays(state["trees"]), fps,
+                   None if placement is None else _arrays(placement))
+
+
+def _tensors(arrays: dict) -> dict:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+
+
+def _arrays(tensors: dict) -> dict:
+    return {k: v.numpy() for k, v in tensors.items()}
+
+
+def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
+    return TrackChangeDetector.from_state(state, timebase.fps(cfg.audio.sr, cfg.features.hop_length),
+                                          cfg.features.n_mels)

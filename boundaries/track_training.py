@@ -1,0 +1,183 @@
+"""Training the track-change detector: embedding, then trees, then thresholds on validation.
+
+    python train.py --config configs/track_change.yaml --data MIXES/train --val-data MIXES/val
+
+1. Log-mel of every training and validation mix (the feature cache: decoded once).
+2. The "same track?" embedding, trained contrastively on the training mixes. Where the mixes'
+   ``manifest.json`` (data_scripts/make_mixes.py) is found, pairs come from the stretches where one
+   source track plays alone, and a track that recurs in several mixes gives its two excerpts from
+   two of them (other sections, other speeds); without a manifest, from the stretches between
+   annotated boundaries, shrunk by 15 s each side.
+3. One row per descriptor frame (descriptors + embedding distances), labelled 1 within 1 s of a
+   crossover; ``HistGradientBoostingClassifier`` fits them (its own early stopping on 10 % of
+   rows), and is exported to arrays.
+4. Peak threshold and minimum track length tuned on the validation mixes (F at
+   ``eval.tune_window``), never on test.
+"""
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from boundaries import boosted, embedding, evaluation, inference, metrics, placement, timebase
+from boundaries.track_detector import TrackChangeDetector, row_features, row_targets
+
+logger = logging.getLogger(__name__)
+
+THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
+MIN_TRACK_S = (6.0, 10.0, 15.0, 20.0)  # candidates for peaks.min_distance_s
+SOLO_MARGIN_S = 15.0  # without a manifest: how far from a boundary an excerpt must stay
+
+
+def embedding_spans(data, fps_net: float) -> list:
+    """Solo spans per training file, in network frames (see the module docstring)."""
+    manifests = {}
+    spans = []
+    for track in data:
+        folder = Path(track.audio_path).parent
+        manifest_path = folder.parent / "manifest.json"
+        if manifest_path not in manifests:
+            manifests[manifest_path] = _clips_by_file(manifest_path)
+        record = manifests[manifest_path].get(Path(track.audio_path).resolve())
+        if record is not None:
+            spans.append(embedding.solo_spans(record, fps_net))
+        else:
+            spans.append(_spans_between_boundaries(track, fps_net))
+    return spans
+
+
+def _spans_between_boundaries(track, fps_net: float) -> list:
+    """Each stretch between annotated boundaries is one "track", kept away from its ends by
+    ``SOLO_MARGIN_S`` (a quarter of the stretch when shorter) so fades are left out."""
+    edges = np.r_[0.0, track.times_s, track.duration_s]
+    spans = []
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        margin = min(SOLO_MARGIN_S, (b - a) / 4)
+        lo, hi = a + margin * (i > 0), b - margin * (i < len(edges) - 2)
+        spans.append((f"{track.audio_path}#{i}", str(track.audio_path), int(lo * fps_net),
+                      int(hi * fps_net)))
+    return spans
+
+
+def _clips_by_file(manifest_path: Path) -> dict:
+    if not manifest_path.is_file():
+        return {}
+    manifest = json.loads(manifest_path.read_text())
+    return {(manifest_path.parent / c["file"]).resolve(): c for c in manifest.get("clips", [])}
+
+
+def fit_embedding(train_data, cfg, log=print):
+    if cfg.track.embedding_from:
+        from boundaries.checkpoints import load_model
+
+        detector, _, _ = load_model(cfg.track.embedding_from)
+        if not hasattr(detector, "embed_model"):
+            from boundaries.errors import BoundariesError
+
+            raise BoundariesError(f"track.embedding_from={cfg.track.embedding_from}: not a "
+                                  "track-change checkpoint (it holds no embedding)")
+        log(f"embedding: reused from {cfg.track.embedding_from}")
+        return detector.embed_model
+    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    clips = [embedding.network_frames(t.mel) for t in train_data]
+    spans = embedding_spans(train_data, fps / embedding.TIME_POOL)
+    sampler = embedding.PairSampler(clips, spans, seed=cfg.train.seed)
+    log(f"embedding: {len(sampler.by_source)} tracks in {len(sampler.groups)} groups")
+    return embedding.train_embedding(sampler, steps=cfg.track.embed_steps,
+                                     n_mels=cfg.features.n_mels, lr=cfg.track.embed_lr,
+                                     seed=cfg.train.seed, log=log)
+
+
+def table(data, embed_model, fps):
+    """Stacked rows and labels of many files, and the row count of each."""
+    rows, labels, counts = [], [], []
+    for track in data:
+        X, names = row_features(track.mel, embed_model, fps=fps)
+        rows.append(X)
+        labels.append(row_targets(track.times_s, len(X), fps=fps))
+        counts.append(len(X))
+    return np.vstack(rows), np.concatenate(labels), counts, names
+
+
+def fit_placement(train_data, fps, cfg, log=print) -> dict:
+    """Trees of the placement stage, on frames around every training crossover."""
+    rng = np.random.default_rng(cfg.train.seed)
+    rows, labels = [], []
+    for track in train_data:
+        X, y = placement.training_rows(placement.LocalFrames(track.mel, fps), track.times_s, rng)
+        if len(X):
+            rows.append(X)
+            labels.append(y)
+    return boosted.export_trees(fit_trees(np.vstack(rows), np.concatenate(labels), cfg, log))
+
+
+def fit_trees(X, y, cfg, log=print):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if len(X) > cfg.track.max_train_rows:
+        keep = np.sort(np.random.default_rng(cfg.train.seed).choice(
+            len(X), cfg.track.max_train_rows, replace=False))
+        X, y = X[keep], y[keep]
+    t = cfg.track
+    model = HistGradientBoostingClassifier(
+        max_iter=t.max_iter, learning_rate=t.learning_rate, max_leaf_nodes=t.max_leaf_nodes,
+        min_samples_leaf=t.min_samples_leaf, l2_regularization=1.0, early_stopping=True,
+        validation_fraction=0.1, n_iter_no_change=20, random_state=cfg.train.seed)
+    start = time.perf_counter()
+    model.fit(X, y)
+    log(f"trees: {model.n_iter_} iterations on {len(X)} rows ({y.mean():.2%} positive) in "
+        f"{time.perf_counter() - start:.0f} s")
+    return model
+
+
+def tune_decoding(val_data, activations, cfg):
+    """``cfg`` with the peak threshold and minimum track length that maximise mean validation F
+    at ``eval.tune_window``."""
+    best = (-1.0, None)
+    for min_track_s in MIN_TRACK_S:
+        peaks_cfg = dataclasses.replace(cfg.peaks, min_distance_s=min_track_s,
+                                        max_window_s=min_track_s / 2, subtract_local_mean=False)
+        trial = cfg.replace(peaks=peaks_cfg)
+        for threshold in THRESHOLDS:
+            f = np.mean([metrics.boundary_scores(
+                t.times_s, inference.detect(a, trial, threshold)[0], t.duration_s,
+                cfg.eval.tune_window, trim=cfg.eval.trim)["f"] for t, a in zip(val_data,
+                                                                                activations)])
+            if f > best[0] + 1e-12:
+                best = (f, dataclasses.replace(peaks_cfg, threshold=float(threshold)))
+    return cfg.replace(peaks=best[1])
+
+
+def train_track_detector(cfg, train_data, val_data, log=print):
+    """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    embed_model = fit_embedding(train_data, cfg, log)
+    X, y, _, names = table(train_data, embed_model, fps)
+    trees = boosted.export_trees(fit_trees(X, y, cfg, log))
+    detector = TrackChangeDetector(embed_model, trees, fps)
+    activations = [detector.frame_activations(t.mel) for t in val_data]
+    tuned = tune_decoding(val_data, activations, cfg)
+    _, frame = evaluation.tune_thresholds(val_data, activations, tuned)
+    tuned = tuned.replace(eval=dataclasses.replace(tuned.eval, frame_threshold=frame))
+    result = evaluation.score(val_data, activations, tuned)
+    log("validation without placement: " + _f_line(result))
+    detector.placement = fit_placement(train_data, fps, cfg, log)
+    estimates = [inference.boundaries_for(detector, t.mel, tuned, "cpu")[1:] for t in val_data]
+    placed = evaluation.score(val_data, activations, tuned, estimates=estimates)
+    log("validation with placement:    " + _f_line(placed))
+    if placed["boundary"]["0.5"]["f"] < result["boundary"]["0.5"]["f"]:
+        log("placement does not help on validation: left out")
+        detector.placement = None
+        return detector, tuned, result
+    return detector, tuned, placed
+
+
+def _f_line(result) -> str:
+    b = result["boundary"]
+    return f"F@0.5 {b['0.5']['f']:.3f}, F@3 {b['3.0']['f']:.3f}"

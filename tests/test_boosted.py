@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+
+from boundaries import boosted
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_exported_trees_equal_predict_proba(rng, with_nan):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X = rng.normal(size=(600, 5))
+    y = (X[:, 0] + 0.5 * X[:, 1] ** 2 + 0.3 * rng.normal(size=600) > 0.8).astype(int)
+    if with_nan:
+        X[rng.random(X.shape) < 0.1] = np.nan
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    trees = boosted.export_trees(model)
+    X_new = rng.normal(size=(200, 5))
+    if with_nan:
+        X_new[rng.random(X_new.shape) < 0.1] = np.nan
+    np.testing.assert_allclose(boosted.predict_proba(trees, X_new),
+                               model.predict_proba(X_new)[:, 1], rtol=1e-9, atol=1e-12)

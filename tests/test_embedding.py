@@ -1,0 +1,44 @@
+import numpy as np
+import torch
+
+from boundaries import embedding
+
+FPS = 22050 / 512
+
+
+def test_distances_peak_where_the_track_changes():
+    proj = np.zeros((4, 400))
+    proj[0, :200] = 1.0  # positions 0.37 s each: the "track" changes at 74.3 s
+    proj[1, 200:] = 1.0
+    n_out = 640  # descriptor frames of 10 mel frames: 148.6 s, as long as proj
+    dist = embedding.embedding_distances(proj, n_out=n_out, out_stride_frames=10, fps=FPS)
+    change_s = 200 * embedding.STRIDE * embedding.TIME_POOL / FPS
+    # with a 1 s gap each side, both sides are pure for +-1 s around the change: a plateau
+    plateau_s = (np.flatnonzero(dist[:, 1] > 0.999) * 10 + 4.5) / FPS
+    assert abs(plateau_s.mean() - change_s) < 0.5 and np.ptp(plateau_s) < 2.5
+    assert dist[:, 1].max() > 0.9 and dist[10, 1] < 1e-6
+    assert dist[0].max() == 0  # no left side at time 0: no evidence
+
+
+def test_chunked_projections_equal_one_pass():
+    torch.manual_seed(0)
+    model = embedding.TrackEmbedding(n_mels=16).eval()
+    mel = np.random.default_rng(0).normal(size=(16, 1200)).astype(np.float32) * 10 - 50
+    whole = embedding.position_projections(model, mel, chunk=10_000)
+    chunked = embedding.position_projections(model, mel, chunk=128)
+    assert whole.shape == (64, 1200 // embedding.TIME_POOL // embedding.STRIDE)
+    np.testing.assert_allclose(chunked, whole, atol=1e-4)
+
+
+def test_info_nce_prefers_matching_pairs():
+    z = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
+    other = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
+    assert embedding.info_nce(z, z) < embedding.info_nce(z, other)
+
+
+def test_solo_spans_leave_out_the_fades():
+    record = {"segments": [{"source": "pkg/a.ogg", "start_s": 0.0, "stop_s": 62.0},
+                           {"source": "pkg/b.ogg", "start_s": 58.0, "stop_s": 120.0}],
+              "transitions": [{"time_s": 60.0, "kind": "linear", "overlap_s": 4.0}]}
+    spans = embedding.solo_spans(record, fps=10.0)
+    assert spans == [("pkg/a.ogg", "pkg", 0, 580), ("pkg/b.ogg", "pkg", 620, 1200)]

@@ -1,0 +1,83 @@
+"""The track-change detector end to end on generated audio: train, save, load, detect."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import CONFIGS, SR, sets
+
+from boundaries import placement, track_detector
+
+
+def _tracky_mix(path, seed, boundaries_s=(14.0, 27.0), total_s=40.0):
+    """Three 'tracks' (a chord, filtered noise with a beat, a bright tone), each with its own
+    spectrum and level, joined by hard cuts."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(total_s * SR)) / SR
+    base = 110 * 2 ** (rng.integers(0, 12) / 12)
+    parts = [sum(np.sin(2 * np.pi * base * m * t) for m in (1, 1.26, 1.5)),
+             np.convolve(rng.standard_normal(len(t)), np.ones(8) / 8, "same")
+             * (1 + (np.sin(2 * np.pi * 2 * t) > 0.9)),
+             np.sin(2 * np.pi * base * 8 * t) + 0.3 * np.sin(2 * np.pi * base * 12 * t)]
+    edges = [0.0, *boundaries_s, total_s]
+    y = np.zeros_like(t)
+    for (a, b), part in zip(zip(edges[:-1], edges[1:]), parts):
+        seg = slice(int(a * SR), int(b * SR))
+        y[seg] = part[seg] * 0.1 / (np.sqrt(np.mean(part[seg] ** 2)) + 1e-9)
+    sf.write(path, y.astype(np.float32), SR, subtype="PCM_16")
+    path.with_suffix(".txt").write_text("".join(f"{b}\n" for b in boundaries_s))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import train
+
+    tmp = tmp_path_factory.mktemp("track_change")
+    for split, n in (("train", 6), ("val", 2)):
+        (tmp / split).mkdir()
+        for i in range(n):
+            _tracky_mix(tmp / split / f"mix_{i}.wav", seed=100 * (split == "val") + i)
+    run = tmp / "run"
+    args = [*CONFIGS, *sets(tmp, tmp / "train", **{
+        "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15}),
+        "--val-data", str(tmp / "val"), "--run-dir", str(run)]
+    assert train.main(args) == 0
+    return tmp, run
+
+
+def test_checkpoint_loads_as_the_detector_and_finds_the_cuts(trained):
+    from boundaries.checkpoints import load_model
+    from boundaries.features import audio_log_mel
+    from boundaries.inference import boundaries_for
+
+    tmp, run = trained
+    model, cfg, state = load_model(run / "best.pt")
+    assert isinstance(model, track_detector.TrackChangeDetector)
+    assert not cfg.peaks.subtract_local_mean and cfg.peaks.min_distance_s > 0
+    mel, _ = audio_log_mel(tmp / "val" / "mix_0.wav", SR, vars(cfg.features))
+    acts, times, _ = boundaries_for(model, mel, cfg, "cpu")
+    assert acts.shape == (mel.shape[1],) and np.all((acts >= 0) & (acts <= 1))
+    assert all(0 < t < 40 for t in times)
+
+
+def test_detect_cli_runs_the_track_change_checkpoint(trained, tmp_path, capsys):
+    from boundaries import cli
+
+    tmp, run = trained
+    out = tmp_path / "out"
+    assert cli.main(["detect", str(tmp / "val"), "-o", str(out), "--checkpoint",
+                     str(run / "best.pt"), "--format", "txt,json", "--jobs", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mix_0.boundaries.json", "mix_0.boundaries.txt", "mix_1.boundaries.json",
+        "mix_1.boundaries.txt"]
+
+
+def test_placement_rows_see_which_track_plays(tmp_path):
+    _tracky_mix(tmp_path / "mix.wav", seed=3, boundaries_s=(20.0,), total_s=40.0)
+    from boundaries.features import audio_log_mel
+
+    mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {})
+    local = placement.LocalFrames(mel, SR / 512)
+    times, X = local.rows(19.0)  # a detection 1 s early
+    assert abs(times[0] - 16.0) < 0.1 and abs(times[-1] - 22.0) < 0.1
+    balance = X[:, -5]  # all bands, 1 s smoothing: -1 outgoing, +1 incoming
+    assert balance[times < 19.0].mean() < -0.3 and balance[times > 21.0].mean() > 0.3
