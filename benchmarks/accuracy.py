@@ -72,8 +72,9 @@ def run_detector(name, split, data, activations_fn, cfg, refine=None, k_known=Fa
     estimates = []
     for track, a in zip(data, acts):
         if k_known:
-            est = peaks.best_k_peaks(a, fps=fps, k=len(track.times_s),
-                                     min_distance_s=max(cfg.peaks.min_distance_s, 6.0))
+            est = peaks.best_k_peaks(  # as `boundaries detect --n-tracks` does
+                a, fps=fps, k=len(track.times_s), edge_s=inference.KNOWN_K_EDGE_S,
+                min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s))
         else:
             est = inference.detect(a, cfg)
         if refine is not None:

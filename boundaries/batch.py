@@ -105,7 +105,8 @@ def _feature_stream(jobs, cfg, n_workers):
             yield job, future.result()
 
 
-def run_detect(jobs, model, cfg, device, formats, *, threshold=None, overwrite=False,
+def run_detect(jobs, model, cfg, device, formats, *, threshold=None, n_tracks=None,
+               overwrite=False,
                n_workers=1, save_activations=False, plot=False, progress=True) -> Report:
     from tqdm import tqdm
 
@@ -127,7 +128,7 @@ def run_detect(jobs, model, cfg, device, formats, *, threshold=None, overwrite=F
             continue
         try:
             _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold,
-                        save_activations, plot, report)
+                        save_activations, plot, report, n_tracks)
         except OSError as exc:
             message = (f"{job.audio_path}: cannot write outputs under {job.out_stem.parent} "
                        f"({exc.strerror}); check free space and permissions")
@@ -140,9 +141,10 @@ def run_detect(jobs, model, cfg, device, formats, *, threshold=None, overwrite=F
 
 
 def _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold, save_activations,
-                plot, report):
-    acts, times, strengths = inference.boundaries_for(model, mel, cfg, device, threshold)
-    extra = {"audio": str(job.audio_path), "threshold": threshold,
+                plot, report, n_tracks=None):
+    acts, times, strengths = inference.boundaries_for(model, mel, cfg, device, threshold,
+                                                      n_tracks)
+    extra = {"audio": str(job.audio_path), "threshold": threshold, "n_tracks": n_tracks,
              "model": cfg.to_dict()["model"], "peaks": cfg.to_dict()["peaks"]}
     for fmt in formats:
         if fmt != "csv":

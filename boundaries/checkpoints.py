@@ -64,7 +64,8 @@ def load_model(path, device="cpu"):
 
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
-                "class_weight", "kind", "embedding", "trees", "placement", "validation")
+                "class_weight", "kind", "embedding", "trees", "placement", "context_trees",
+                "validation")
 
 
 def export_model(src, dst) -> int:

@@ -117,6 +117,9 @@ def add_detect_arguments(parser) -> None:
     parser.add_argument("--format", default="txt",
                         help=f"comma-separated output formats from {','.join(FORMATS)}")
     parser.add_argument("--threshold", type=float, help="peak threshold (default: the tuned one)")
+    parser.add_argument("--n-tracks", type=int, metavar="K",
+                        help="every input holds K tracks: write exactly K-1 crossovers (the best "
+                             "set at least peaks.min_distance_s apart, found exactly)")
     parser.add_argument("--jobs", type=int, default=2, help="decoding processes (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
     parser.add_argument("--save-activations", action="store_true", help="also write .npy curves")
@@ -144,6 +147,8 @@ def run_detect(args) -> int:
                               "install?); reinstall boundaries or pass --checkpoint")
     if args.jobs < 1:
         raise BoundariesError(f"--jobs {args.jobs}: must be at least 1")
+    if args.n_tracks is not None and args.n_tracks < 1:
+        raise BoundariesError(f"--n-tracks {args.n_tracks}: a file holds at least 1 track")
     torch.set_num_threads(1)
     device = resolve_device(args.device or "auto")
     if device.type == "cuda" and distributed.world_size() > 1:  # torchrun: one GPU per rank
@@ -153,8 +158,8 @@ def run_detect(args) -> int:
     distributed.init(device)
     try:
         report = detect_paths(args.paths, args.out, model, cfg, device, formats,
-                              threshold=args.threshold, overwrite=args.overwrite,
-                              n_workers=args.jobs, save_activations=args.save_activations,
+                              threshold=args.threshold, n_tracks=args.n_tracks,
+                              overwrite=args.overwrite, n_workers=args.jobs, save_activations=args.save_activations,
                               plot=args.plot, progress=sys.stderr.isatty())
     finally:
         distributed.cleanup()

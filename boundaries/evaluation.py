@@ -226,8 +226,11 @@ def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, t
     if not data:
         raise BoundariesError(f"{data_dir}: no annotated audio files could be evaluated "
                               f"({len(problems)} skipped)")
-    activations = collect_activations(model, data, cfg, device)
-    result = score(data, activations, cfg, peak_threshold=threshold)
+    # the same path as `boundaries detect`, placement stage included
+    detections = [inference.boundaries_for(model, t.mel, cfg, device, threshold) for t in data]
+    activations = [acts for acts, _, _ in detections]
+    result = score(data, activations, cfg, peak_threshold=threshold,
+                   estimates=[(times, strengths) for _, times, strengths in detections])
     result["checkpoint"] = str(checkpoint)
     result["config"] = cfg.to_dict()  # the effective config this evaluation ran with
     result["skipped_files"] = {str(k): v for k, v in problems.items()}

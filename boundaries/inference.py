@@ -114,11 +114,22 @@ def detect(activations, cfg, threshold=None):
                             subtract_local_mean=p.subtract_local_mean)
 
 
-def boundaries_for(model, mel, cfg, device, threshold=None):
-    """``(activations, times_s, strengths)``: the one path from log-mel to boundaries. A model
-    with a placement stage (the track-change detector) moves each peak to its instant."""
+KNOWN_K_EDGE_S = 1.0  # with K known, no crossover within this of either end
+
+
+def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):
+    """``(activations, times_s, strengths)``: the one path from log-mel to boundaries. With
+    ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`) instead
+    of a threshold. A model with a placement stage (the track-change detector) then moves each
+    to its instant."""
     acts = activations_for(model, mel, cfg, device)
-    times, strengths = detect(acts, cfg, threshold)
+    if n_tracks is None:
+        times, strengths = detect(acts, cfg, threshold)
+    else:
+        times, strengths = peaks.best_k_peaks(
+            acts, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), k=n_tracks - 1,
+            min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),
+            edge_s=KNOWN_K_EDGE_S)
     if getattr(model, "placement", None) is not None:
         times = model.refine(mel, times)
     return acts, times, strengths

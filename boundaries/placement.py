@@ -27,7 +27,8 @@ RADIUS_S = 0.25
 
 
 class LocalFrames:
-    """Fine-rate views of one file, computed once and shared by all of its detections."""
+    """Fine-rate views of one file, shared by all of its detections. File-wide statistics are
+    computed once; the descriptors only around each detection (a few seconds, not the file)."""
 
     def __init__(self, mel_db: np.ndarray, fps: float):
         self.fps = fps / POOL
@@ -35,15 +36,26 @@ class LocalFrames:
         self.z = (pooled - pooled.mean(axis=1, keepdims=True)) / (
             pooled.std(axis=1, keepdims=True) + 1e-3)
         mfcc = mfcc_from_mel_db(pooled)[1:]
-        mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
-        level = pooled.mean(axis=0)
-        flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
-                           .mean(axis=0, keepdims=True), POOL)[0]
+        self.mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (
+            mfcc.std(axis=1, keepdims=True) + 1e-6)
+        self.level = pooled.mean(axis=0) - np.median(pooled.mean(axis=0))
+        self.flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
+                                .mean(axis=0, keepdims=True), POOL)[0]
+        self.widths = [max(1, int(round(w * self.fps))) for w in WINDOWS_S]
+
+    def _local(self, idx: np.ndarray) -> np.ndarray:
+        """Short-window descriptors of frames ``idx`` (contiguous), from a slice wide enough
+        that they equal the whole-file values."""
+        lo = max(0, idx[0] - max(self.widths))
+        hi = min(self.z.shape[1], idx[-1] + 1 + max(self.widths))
+        part = slice(lo, hi)
         columns = []
-        for window_s in WINDOWS_S:
-            width = max(1, int(round(window_s * self.fps)))
-            columns += list(window_descriptors(self.z, mfcc, level, flux, width).values())
-        self.local = np.vstack(columns + [level - np.median(level)]).T.astype(np.float32)
+        for width in self.widths:
+            columns += list(window_descriptors(self.z[:, part], self.mfcc[:, part],
+                                               self.level[part], self.flux[part],
+                                               width).values())
+        columns.append(self.level[part])
+        return np.vstack(columns).T[idx - lo]
 
     def rows(self, t0_s: float):
         """``(frame_times_s, X)`` for the frames within +-SEARCH_S of ``t0_s``."""
@@ -52,10 +64,10 @@ class LocalFrames:
         half = int(round(SEARCH_S * self.fps))
         idx = np.arange(max(0, centre - half), min(n, centre + half + 1))
         if idx.size == 0:
-            return np.zeros(0), np.zeros((0, self.local.shape[1] + 6), dtype=np.float32)
+            return np.zeros(0), np.zeros((0, 7 * len(WINDOWS_S) + 7), dtype=np.float32)
         side = self._which_track(centre, idx)
         offset = (idx - centre) / self.fps
-        X = np.hstack([self.local[idx], side, offset[:, None]]).astype(np.float32)
+        X = np.hstack([self._local(idx), side, offset[:, None]]).astype(np.float32)
         return idx / self.fps + (POOL - 1) / 2 / (self.fps * POOL), X
 
     def _which_track(self, centre: int, idx: np.ndarray) -> np.ndarray:

@@ -3,13 +3,17 @@
 For every descriptor frame (~4.3 per second) it builds one row: the multi-scale before/after
 descriptors of :mod:`descriptors` and the left-vs-right embedding distances of :mod:`embedding`
 (each also divided by its file median); gradient-boosted trees (:mod:`boosted`) turn the row into
-P(a crossover within ``TARGET_RADIUS_S``). The probability is held over the descriptor frame's
-mel frames, so it goes through the package's peak picking, metrics and outputs like any other
-activation.
+P(a crossover within ``TARGET_RADIUS_S``). A second set of trees sees that probability over
++-30 s around each frame (stacking, Wolpert 1992; fitted on out-of-fold probabilities): whether
+this is the strongest change of its neighbourhood, which a single row cannot know. The result is
+interpolated to mel frames, so it goes through the package's peak picking, metrics and outputs
+like any other activation; the placement stage (:mod:`placement`) then moves each peak to its
+instant.
 """
 
 import numpy as np
 import torch
+from scipy.ndimage import maximum_filter1d
 
 from boundaries import boosted, descriptors, embedding, timebase
 
@@ -38,6 +42,30 @@ def row_targets(times_s, n_rows: int, *, fps: float, radius_s: float = TARGET_RA
     return labels
 
 
+CONTEXT_OFFSETS = (1, 2, 4, 8, 16, 32, 64, 128)  # rows: 0.23 s to 30 s each side
+CONTEXT_MAX_WIDTHS = (8, 32, 128)
+
+
+def context_features(probs: np.ndarray) -> np.ndarray:
+    """``[n_rows, 23]``: a row's probability, its neighbours' at +-``CONTEXT_OFFSETS`` rows
+    (0 beyond the file), and the neighbourhood maxima with the row's share of them."""
+    n = len(probs)
+    columns = [probs]
+    for offset in CONTEXT_OFFSETS:
+        before, after = np.zeros(n), np.zeros(n)
+        if offset < n:
+            before[offset:], after[:-offset] = probs[:-offset], probs[offset:]
+        columns += [before, after]
+    for width in CONTEXT_MAX_WIDTHS:
+        local_max = maximum_filter1d(probs, 2 * width + 1, mode="constant")
+        columns += [local_max, probs / (local_max + 1e-6)]
+    return np.vstack(columns).T
+
+
+def stacked_rows(X: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    return np.hstack([X, context_features(probs)]).astype(np.float32)
+
+
 def rows_to_frames(row_probs: np.ndarray, n_frames: int) -> np.ndarray:
     """Descriptor-frame probabilities -> one value per mel frame (linear between row centres)."""
     centres = np.arange(len(row_probs)) * descriptors.POOL + (descriptors.POOL - 1) / 2
@@ -54,14 +82,19 @@ class TrackChangeDetector:
     fps : float, mel frames per second
     """
 
-    def __init__(self, embed_model, trees: dict, fps: float, placement: "dict | None" = None):
+    def __init__(self, embed_model, trees: dict, fps: float, placement: "dict | None" = None,
+                 context_trees: "dict | None" = None):
         self.embed_model, self.trees, self.fps = embed_model, trees, fps
+        self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
         X, _ = row_features(mel_db, self.embed_model, fps=self.fps)
-        return boosted.predict_proba(self.trees, X)
+        probs = boosted.predict_proba(self.trees, X)
+        if self.context_trees is None:
+            return probs
+        return boosted.predict_proba(self.context_trees, stacked_rows(X, probs))
 
     def frame_activations(self, mel_db: np.ndarray) -> np.ndarray:
         """``[n_frames]`` float32 in [0, 1]."""
@@ -86,17 +119,17 @@ class TrackChangeDetector:
         """Tensors and plain data only, so ``torch.load(weights_only=True)`` reads it."""
         state = {"kind": KIND, "embedding": self.embed_model.state_dict(),
                  "trees": _tensors(self.trees)}
-        if self.placement is not None:
-            state["placement"] = _tensors(self.placement)
+        for key in ("placement", "context_trees"):
+            if getattr(self, key) is not None:
+                state[key] = _tensors(getattr(self, key))
         return state
 
     @classmethod
     def from_state(cls, state: dict, fps: float, n_mels: int) -> "TrackChangeDetector":
         model = embedding.TrackEmbedding(n_mels=n_mels)
         model.load_state_dict(state["embedding"])
-        placement = state.get("placement")
-        return cls(model.eval(), _arrays(state["trees"]), fps,
-                   None if placement is None else _arrays(placement))
+        optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
+        return cls(model.eval(), _arrays(state["trees"]), fps, **optional)
 
 
 def _tensors(arrays: dict) -> dict:

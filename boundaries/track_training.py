@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from boundaries import boosted, embedding, evaluation, inference, metrics, placement, timebase
+from boundaries import track_detector
 from boundaries.track_detector import TrackChangeDetector, row_features, row_targets
 
 logger = logging.getLogger(__name__)
 
-THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
-MIN_TRACK_S = (6.0, 10.0, 15.0, 20.0)  # candidates for peaks.min_distance_s
+THRESHOLDS = np.round(np.r_[0.01, 0.02, 0.03, np.arange(0.05, 0.96, 0.025)], 3)
+MIN_TRACK_S = (4.0, 6.0, 10.0, 15.0)  # candidates for peaks.min_distance_s
 SOLO_MARGIN_S = 15.0  # without a manifest: how far from a boundary an excerpt must stay
 
 
@@ -135,6 +136,25 @@ def fit_trees(X, y, cfg, log=print):
     return model
 
 
+def fit_stacked(X, y, counts, cfg, log=print):
+    """``(trees, context_trees)``: the first stage on all rows, the second on the first stage's
+    out-of-fold probabilities (two folds of files), so it learns from probabilities as noisy as
+    those it will see on new music."""
+    bounds = np.cumsum([0, *counts])
+    files = np.arange(len(counts))
+    oof = np.empty(len(X))
+    for fold in (0, 1):
+        held = np.concatenate([np.arange(bounds[i], bounds[i + 1]) for i in files[fold::2]])
+        mask = np.ones(len(X), dtype=bool)
+        mask[held] = False
+        model = fit_trees(X[mask], y[mask], cfg, log)
+        oof[held] = model.predict_proba(X[held])[:, 1]
+    stacked = np.vstack([track_detector.stacked_rows(X[a:b], oof[a:b])
+                         for a, b in zip(bounds[:-1], bounds[1:])])
+    trees = boosted.export_trees(fit_trees(X, y, cfg, log))
+    return trees, boosted.export_trees(fit_trees(stacked, y, cfg, log))
+
+
 def tune_decoding(val_data, activations, cfg):
     """``cfg`` with the peak threshold and minimum track length that maximise mean validation F
     at ``eval.tune_window``."""
@@ -158,9 +178,9 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     torch.set_num_threads(max(1, torch.get_num_threads()))
     fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
     embed_model = fit_embedding(train_data, cfg, log)
-    X, y, _, names = table(train_data, embed_model, fps)
-    trees = boosted.export_trees(fit_trees(X, y, cfg, log))
-    detector = TrackChangeDetector(embed_model, trees, fps)
+    X, y, counts, _ = table(train_data, embed_model, fps)
+    trees, context_trees = fit_stacked(X, y, counts, cfg, log)
+    detector = TrackChangeDetector(embed_model, trees, fps, context_trees=context_trees)
     activations = [detector.frame_activations(t.mel) for t in val_data]
     tuned = tune_decoding(val_data, activations, cfg)
     _, frame = evaluation.tune_thresholds(val_data, activations, tuned)

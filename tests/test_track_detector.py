@@ -71,6 +71,19 @@ def test_detect_cli_runs_the_track_change_checkpoint(trained, tmp_path, capsys):
         "mix_1.boundaries.txt"]
 
 
+def test_detect_with_the_track_count_known_writes_k_minus_1(trained, tmp_path):
+    from boundaries import cli
+    from boundaries.annotations import read_boundaries
+
+    tmp, run = trained
+    out = tmp_path / "out"
+    assert cli.main(["detect", str(tmp / "val"), "-o", str(out), "--checkpoint",
+                     str(run / "best.pt"), "--n-tracks", "3", "--jobs", "1"]) == 0
+    for name in ("mix_0", "mix_1"):
+        times = read_boundaries(out / f"{name}.boundaries.txt")
+        assert len(times) == 2 and np.all(np.diff(times) >= 6.0)
+
+
 def test_placement_rows_see_which_track_plays(tmp_path):
     _tracky_mix(tmp_path / "mix.wav", seed=3, boundaries_s=(20.0,), total_s=40.0)
     from boundaries.features import audio_log_mel
