@@ -27,8 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from boundaries import boosted, corpus, evaluation, inference, novelty, peaks, timebase
-from boundaries import track_detector, track_training
+from boundaries import (
+    boosted,
+    corpus,
+    evaluation,
+    inference,
+    novelty,
+    peaks,
+    timebase,
+    track_detector,
+    track_training,
+)
 from boundaries.checkpoints import load_model
 
 REPO = Path(__file__).resolve().parents[1]

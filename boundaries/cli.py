@@ -159,8 +159,9 @@ def run_detect(args) -> int:
     try:
         report = detect_paths(args.paths, args.out, model, cfg, device, formats,
                               threshold=args.threshold, n_tracks=args.n_tracks,
-                              overwrite=args.overwrite, n_workers=args.jobs, save_activations=args.save_activations,
-                              plot=args.plot, progress=sys.stderr.isatty())
+                              overwrite=args.overwrite, n_workers=args.jobs,
+                              save_activations=args.save_activations, plot=args.plot,
+                              progress=sys.stderr.isatty())
     finally:
         distributed.cleanup()
     if distributed.is_main():

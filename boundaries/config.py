@@ -135,11 +135,15 @@ class TrackConfig:
     max_leaf_nodes: int = 31
     min_samples_leaf: int = 40
     max_train_rows: int = 2_000_000  # rows kept for the trees (uniform subsample beyond this)
+    # placement: width of the Gaussian prior around each detection (0 = none); tuned on
+    # validation at the end of training
+    placement_sigma_s: float = 0.0
 
     def __post_init__(self):
         _check(self.kind in ("cnn", "track_change"), "track.kind", "must be cnn or track_change")
         _check(self.embed_steps >= 1, "track.embed_steps", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
+        _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,8 @@ def make_mix(rng, sources, settings: MixSettings, max_tries: int = 20):
     low_pass = butter(4, EQ_CROSSOVER_HZ, btype="low", fs=sr, output="sos")
     for i, (start, stop) in enumerate(spans):
         piece, segment = _draw_excerpt(rng, sources, used, stop - start, settings, max_tries)
-        if settings.inner_edits > 0 and stop - start >= 30.0 and rng.random() < settings.inner_edits:
+        long_enough = stop - start >= 30.0
+        if settings.inner_edits > 0 and long_enough and rng.random() < settings.inner_edits:
             piece, edit = inner_edit(rng, piece, sources, segment, sr)
             segment["edit"] = {**edit, "time_s": round(start + edit["time_s"], 3)}
         segment.update(start_s=round(start, 3), stop_s=round(stop, 3))

@@ -90,16 +90,34 @@ class LocalFrames:
         return np.vstack(columns).T
 
 
-def refine(local: LocalFrames, times_s, trees: dict) -> np.ndarray:
-    """Each detection moved to its best-scoring frame within +-SEARCH_S."""
-    refined = []
+def scored_frames(local: LocalFrames, times_s, trees: dict) -> list:
+    """Per detection: ``(t0_s, frame_times_s, probs)``, the placement trees' score of every frame
+    within +-SEARCH_S."""
+    out = []
     for t in np.asarray(times_s, dtype=float):
         frame_times, X = local.rows(t)
-        if len(X) == 0:
-            refined.append(t)
+        probs = boosted.predict_proba(trees, X) if len(X) else np.zeros(0)
+        out.append((t, frame_times, probs))
+    return out
+
+
+def choose(scored, sigma_s: float) -> np.ndarray:
+    """Each detection's new time: the frame with the highest score times a Gaussian prior of
+    width ``sigma_s`` around the detection (0: no prior), which keeps a weak placement from
+    dragging a right detection seconds away."""
+    times = []
+    for t0, frame_times, probs in scored:
+        if len(probs) == 0:
+            times.append(t0)
             continue
-        refined.append(float(frame_times[int(np.argmax(boosted.predict_proba(trees, X)))]))
-    return np.array(refined)
+        prior = np.exp(-0.5 * ((frame_times - t0) / sigma_s) ** 2) if sigma_s > 0 else 1.0
+        times.append(float(frame_times[int(np.argmax(probs * prior))]))
+    return np.array(times)
+
+
+def refine(local: LocalFrames, times_s, trees: dict, sigma_s: float = 0.0) -> np.ndarray:
+    """Each detection moved to its best-scoring frame within +-SEARCH_S (see :func:`choose`)."""
+    return choose(scored_frames(local, times_s, trees), sigma_s)
 
 
 def training_rows(local: LocalFrames, times_s, rng, jitter_s: float = 2.0):

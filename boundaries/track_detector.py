@@ -83,8 +83,9 @@ class TrackChangeDetector:
     """
 
     def __init__(self, embed_model, trees: dict, fps: float, placement: "dict | None" = None,
-                 context_trees: "dict | None" = None):
+                 context_trees: "dict | None" = None, placement_sigma_s: float = 0.0):
         self.embed_model, self.trees, self.fps = embed_model, trees, fps
+        self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.context_frames = 0
@@ -107,7 +108,7 @@ class TrackChangeDetector:
         from boundaries import placement
 
         local = placement.LocalFrames(mel_db, self.fps)
-        return placement.refine(local, times_s, self.placement)
+        return placement.refine(local, times_s, self.placement, self.placement_sigma_s)
 
     def to(self, device):  # the trees run on numpy, the embedding is small: CPU always
         return self
@@ -125,11 +126,13 @@ class TrackChangeDetector:
         return state
 
     @classmethod
-    def from_state(cls, state: dict, fps: float, n_mels: int) -> "TrackChangeDetector":
+    def from_state(cls, state: dict, fps: float, n_mels: int,
+                   placement_sigma_s: float = 0.0) -> "TrackChangeDetector":
         model = embedding.TrackEmbedding(n_mels=n_mels)
         model.load_state_dict(state["embedding"])
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
-        return cls(model.eval(), _arrays(state["trees"]), fps, **optional)
+        return cls(model.eval(), _arrays(state["trees"]), fps,
+                   placement_sigma_s=placement_sigma_s, **optional)
 
 
 def _tensors(arrays: dict) -> dict:
@@ -141,5 +144,6 @@ def _arrays(tensors: dict) -> dict:
 
 
 def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
-    return TrackChangeDetector.from_state(state, timebase.fps(cfg.audio.sr, cfg.features.hop_length),
-                                          cfg.features.n_mels)
+    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
+                                          cfg.track.placement_sigma_s)

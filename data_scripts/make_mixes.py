@@ -99,7 +99,8 @@ def main(argv=None) -> int:
             print(_describe_split(usable, train, val, len(sources) - len(usable)), flush=True)
             splits = {"train": (train, args.n_clips), "val": (val, args.n_val_clips),
                       "test": (test or val, args.n_test_clips)}
-            info = {"by": args.split_by, "val_fraction": args.val_fraction,
+            info = {"by": "--val-groups" if args.val_groups else args.split_by,
+                    "val_fraction": None if args.val_groups else args.val_fraction,
                     "train_sources": [s.name for s in train],
                     "val_sources": [s.name for s in val],
                     "test_sources": [s.name for s in test] if test else "the val sources"}

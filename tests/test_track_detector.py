@@ -94,3 +94,13 @@ def test_placement_rows_see_which_track_plays(tmp_path):
     assert abs(times[0] - 16.0) < 0.1 and abs(times[-1] - 22.0) < 0.1
     balance = X[:, -5]  # all bands, 1 s smoothing: -1 outgoing, +1 incoming
     assert balance[times < 19.0].mean() < -0.3 and balance[times > 21.0].mean() > 0.3
+
+
+def test_placement_prior_keeps_a_weak_far_frame_from_winning():
+    frame_times = np.linspace(7.0, 13.0, 61)
+    probs = np.full(61, 0.1)
+    probs[30], probs[0] = 0.5, 0.6  # at the detection (10 s), and 3 s away
+    scored = [(10.0, frame_times, probs)]
+    assert placement.choose(scored, 0.0)[0] == 7.0
+    assert placement.choose(scored, 1.0)[0] == 10.0
+    assert placement.choose([(5.0, np.zeros(0), np.zeros(0))], 1.0)[0] == 5.0
