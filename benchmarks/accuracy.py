@@ -141,35 +141,34 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     train = load_split(mixes / "train", cfg)
     X, y, _, names = track_training.table(train, detector.embed_model, fps)
     embed_cols = np.array([n.startswith("embed@") for n in names])
-    rows_cache = {}
+    rows_cache = {}  # by the identity of a file's log-mel (held by `splits` all along)
 
-    def rows_of(track):
-        key = str(track.audio_path)
-        if key not in rows_cache:
-            rows_cache[key] = track_detector.row_features(track.mel, detector.embed_model,
-                                                          fps=fps)[0]
-        return rows_cache[key]
+    def rows_of(mel):
+        if id(mel) not in rows_cache:
+            rows_cache[id(mel)] = track_detector.row_features(mel, detector.embed_model,
+                                                              fps=fps)[0]
+        return rows_cache[id(mel)]
 
     out = []
     for label, cols in (("trees on descriptors alone", ~embed_cols),
                         ("trees on embedding distances alone", embed_cols)):
         trees = boosted.export_trees(track_training.fit_trees(X[:, cols], y, cfg, log))
 
-        def fn(track, trees=trees, cols=cols):
-            probs = boosted.predict_proba(trees, rows_of(track)[:, cols])
-            return track_detector.rows_to_frames(probs, track.mel.shape[1])
+        def fn(mel, trees=trees, cols=cols):
+            probs = boosted.predict_proba(trees, rows_of(mel)[:, cols])
+            return track_detector.rows_to_frames(probs, mel.shape[1])
 
         out.append((label, fn))
     column = names.index("embed@16/median")
 
-    def embed_alone(track):
-        values = rows_of(track)[:, column]
-        return track_detector.rows_to_frames(values / (values.max() + 1e-9), track.mel.shape[1])
+    def embed_alone(mel):
+        values = rows_of(mel)[:, column]
+        return track_detector.rows_to_frames(values / (values.max() + 1e-9), mel.shape[1])
 
     out.append(("embedding distance alone (16 s each side)", embed_alone))
     tuned = []
     for label, fn in out:
-        acts = [fn(t) for t in splits["val"]]
+        acts = [fn(t.mel) for t in splits["val"]]
         tuned.append((label, fn, track_training.tune_decoding(splits["val"], acts, cfg)))
     return tuned
 

@@ -250,12 +250,15 @@ def run_tune(args) -> int:
     if not data:
         raise BoundariesError(f"{args.data}: no annotated audio files to tune on")
     tuned, activations = tune(model, data, cfg, device)
-    save_checkpoint(args.out, {**{k: v for k, v in state.items() if k != "format"},
-                               "config": tuned.to_dict()})
+    state = {**{k: v for k, v in state.items() if k != "format"}, "config": tuned.to_dict()}
+    if getattr(model, "placement", "absent") is None:  # tuning switched the placement stage off
+        state.pop("placement", None)
+    save_checkpoint(args.out, state)
     print(format_table(score(data, activations, tuned)))
     p = tuned.peaks
     print(f"wrote {args.out}: novelty weight {p.novelty_weight:g}, peak threshold "
-          f"{p.threshold:g}, frame threshold {tuned.eval.frame_threshold:g} (tuned on {args.data})")
+          f"{p.threshold:g}, minimum distance {p.min_distance_s:g} s, frame threshold "
+          f"{tuned.eval.frame_threshold:g} (tuned on {args.data})")
     return 0
 
 

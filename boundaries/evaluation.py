@@ -98,8 +98,14 @@ NOVELTY_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 
 def tune(model, data, cfg, device, novelty_weights=NOVELTY_WEIGHTS):
     """``cfg`` with the novelty weight, peak threshold and frame threshold that maximise
-    validation F at ``eval.tune_window`` on ``data``; returns ``(cfg, activations)``."""
+    validation F at ``eval.tune_window`` on ``data``; returns ``(cfg, activations)``. For the
+    track-change detector: its threshold, minimum track length and placement prior."""
     import dataclasses
+
+    if hasattr(model, "frame_activations"):
+        from boundaries.track_training import tune_track_detector
+
+        return tune_track_detector(model, data, cfg)
 
     cnn = [inference.activations_for(model, t.mel, cfg.replace(
         peaks=dataclasses.replace(cfg.peaks, novelty_weight=0.0)), device) for t in data]

@@ -84,6 +84,19 @@ def test_detect_with_the_track_count_known_writes_k_minus_1(trained, tmp_path):
         assert len(times) == 2 and np.all(np.diff(times) >= 6.0)
 
 
+def test_tune_retunes_a_track_change_checkpoint(trained, tmp_path, capsys):
+    from boundaries import cli
+    from boundaries.checkpoints import load_model
+
+    tmp, run = trained
+    out = tmp_path / "tuned.pt"
+    assert cli.main(["tune", str(run / "best.pt"), "--data", str(tmp / "val"), "-o",
+                     str(out)]) == 0
+    model, cfg, _ = load_model(out)
+    assert isinstance(model, track_detector.TrackChangeDetector)
+    assert "minimum distance" in capsys.readouterr().out
+
+
 def test_placement_rows_see_which_track_plays(tmp_path):
     _tracky_mix(tmp_path / "mix.wav", seed=3, boundaries_s=(20.0,), total_s=40.0)
     from boundaries.features import audio_log_mel
