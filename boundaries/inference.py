@@ -130,6 +130,12 @@ def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):
             acts, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), k=n_tracks - 1,
             min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),
             edge_s=KNOWN_K_EDGE_S)
-    if getattr(model, "placement", None) is not None:
+    if getattr(model, "placement", None) is not None and len(times):
+        # each detection moves by at most placement.SEARCH_S; keep them sorted and distinct
+        # even when a small minimum distance lets two land on one frame
         times = model.refine(mel, times)
+        order = np.argsort(times, kind="stable")
+        times, strengths = times[order], np.asarray(strengths)[order]
+        keep = np.r_[True, np.diff(times) > 0]
+        times, strengths = times[keep], strengths[keep]
     return acts, times, strengths

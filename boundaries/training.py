@@ -319,6 +319,9 @@ def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:
         if not resume and (run_dir / "last.pt").exists():
             raise BoundariesError(f"{run_dir}: holds a previous run (last.pt); pass --resume to "
                                   "continue it or choose another --run-dir")
+        if cfg.track.kind == "track_change" and (run_dir / "best.pt").exists():
+            raise BoundariesError(f"{run_dir}: holds a previous run (best.pt), which this run "
+                                  "would replace; choose another --run-dir")
         save_config(cfg, run_dir / "config.yaml")
     if cfg.track.kind == "track_change":
         return train_track_change(cfg, run_dir, progress)
