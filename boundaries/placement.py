@@ -9,7 +9,7 @@ the bass swap). This stage looks at ~46 ms frames around each detection:
   (taken 5-12 s before the detection) and the incoming one's (5-12 s after). The crossover of a
   crossfade is where the frame stops resembling the one and starts resembling the other.
 
-A second set of boosted trees scores each frame as "the crossover" (within ``RADIUS_S``), and the
+Boosted trees of its own score each frame as "the crossover" (within ``RADIUS_S``), and the
 detection moves to the best-scoring frame.
 """
 
