@@ -1,5 +1,6 @@
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,24 @@ def test_unwritable_output_is_one_clear_error(music, tmp_path, capsys):
                  "--n-val-clips", "1", "--jobs", "1", "--clip-s", "30,40", "--segment-s", "12,20"])
     err = capsys.readouterr().err
     assert code == 2 and "a file" in err and "Traceback" not in err
+
+
+def test_given_packages_split_and_inner_edits_stay_unlabelled(music, tmp_path, capsys):
+    from data_scripts.make_mixes import main
+
+    out = tmp_path / "mixes"
+    code = main(["--tracks", str(music), "--out", str(out), "--n-clips", "2", "--n-val-clips",
+                 "1", "--val-groups", "pkg_b", "--zips", "--jobs", "1", "--clip-s", "60,70",
+                 "--segment-s", "30,35", "--inner-edits", "1.0"])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    for clip in manifest["clips"]:
+        groups = {s["source"].split("/")[0] for s in clip["segments"]}
+        assert groups == ({"pkg_b"} if clip["file"].startswith("val/") else {"pkg_a"})
+        labelled = read_boundaries(out / Path(clip["file"]).with_suffix(".txt"))
+        np.testing.assert_allclose(labelled, [t["time_s"] for t in clip["transitions"]],
+                                   atol=1e-3)
+    edits = [s["edit"] for c in manifest["clips"] for s in c["segments"] if "edit" in s]
+    assert edits and all(e["kind"] in ("jump", "loop", "bass_cut") for e in edits)
+    assert main(["--tracks", str(music), "--out", str(out), "--val-groups", "nope"]) == 2
+    assert "--val-groups/--test-groups name nope" in capsys.readouterr().err
