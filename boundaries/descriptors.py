@@ -24,6 +24,12 @@ LOW_BANDS = 12  # mel bands below ~200 Hz at 80 bands from 27.5 Hz: the bass a D
 EDGE_CAP_S = 32.0
 
 
+def row_centres(n_rows: int, pool: int = POOL) -> np.ndarray:
+    """Mel-frame position of the centre of each pooled row (row i covers frames
+    ``[i * pool, (i + 1) * pool)``)."""
+    return np.arange(n_rows) * pool + (pool - 1) / 2
+
+
 def pool_frames(x: np.ndarray, pool: int) -> np.ndarray:
     """Means over non-overlapping groups of ``pool`` frames; ``[d, n]`` -> ``[d, ceil(n/pool)]``
     (the last group may be shorter)."""

@@ -35,7 +35,7 @@ def row_features(mel_db: np.ndarray, embed_model, *, fps: float):
 
 def row_targets(times_s, n_rows: int, *, fps: float, radius_s: float = TARGET_RADIUS_S):
     """1 for descriptor frames whose centre lies within ``radius_s`` of a crossover, else 0."""
-    centres_s = (np.arange(n_rows) * descriptors.POOL + (descriptors.POOL - 1) / 2) / fps
+    centres_s = descriptors.row_centres(n_rows) / fps
     labels = np.zeros(n_rows, dtype=np.int8)
     for t in np.asarray(times_s, dtype=float):
         labels[np.abs(centres_s - t) <= radius_s] = 1
@@ -68,7 +68,7 @@ def stacked_rows(X: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
 def rows_to_frames(row_probs: np.ndarray, n_frames: int) -> np.ndarray:
     """Descriptor-frame probabilities -> one value per mel frame (linear between row centres)."""
-    centres = np.arange(len(row_probs)) * descriptors.POOL + (descriptors.POOL - 1) / 2
+    centres = descriptors.row_centres(len(row_probs))
     return np.interp(np.arange(n_frames), centres, row_probs).astype(np.float32)
 
 

@@ -210,7 +210,7 @@ def tune_track_detector(detector, val_data, cfg, log=print):
     placement = None``) when it does not raise mean F@0.5/F@3 there."""
     activations = [detector.frame_activations(t.mel) for t in val_data]
     tuned = tune_decoding(val_data, activations, cfg)
-    _, frame = evaluation.tune_thresholds(val_data, activations, tuned)
+    frame = evaluation.tune_frame_threshold(val_data, activations, tuned)
     tuned = tuned.replace(eval=dataclasses.replace(tuned.eval, frame_threshold=frame))
     result = evaluation.score(val_data, activations, tuned)
     log("validation without placement: " + _f_line(result))
