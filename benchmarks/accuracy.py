@@ -33,7 +33,6 @@ from boundaries import (
     evaluation,
     inference,
     novelty,
-    peaks,
     timebase,
     track_detector,
     track_training,
@@ -72,24 +71,19 @@ class Row:
                 "x_real_time": audio_s / max(self.seconds, 1e-9) if self.seconds else None}
 
 
-def run_detector(name, split, data, activations_fn, cfg, refine=None, k_known=False):
-    """Activations, estimates (peak picking at the tuned threshold, or best-K when the track
-    count is known; then the placement stage if any) and scores."""
+def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, seconds=0.0):
+    """Estimates from ``acts`` (peak picking at the tuned threshold, or best-K when the track
+    count is known, as `boundaries detect --n-tracks` does; then the placement stage if any)
+    and their scores; ``seconds`` (computing ``acts``) plus decoding is the row's time."""
     start = time.perf_counter()
-    acts = [activations_fn(t) for t in data]
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
     estimates = []
     for track, a in zip(data, acts):
-        if k_known:
-            est = peaks.best_k_peaks(  # as `boundaries detect --n-tracks` does
-                a, fps=fps, k=len(track.times_s), edge_s=inference.KNOWN_K_EDGE_S,
-                min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s))
-        else:
-            est = inference.detect(a, cfg)
+        est = inference.decode(a, cfg, n_tracks=len(track.times_s) + 1 if k_known else None)
         if refine is not None:
             est = (refine(track.mel, est[0]), est[1])
         estimates.append(est)
-    return Row(name, split, data, acts, estimates, cfg, time.perf_counter() - start)
+    return Row(name, split, data, acts, estimates, cfg,
+               seconds + time.perf_counter() - start)
 
 
 def recall_by_kind(mixes: Path, row: Row) -> dict:
@@ -204,11 +198,13 @@ def main(argv=None) -> int:
     rows, test_rows = [], {}
     for name, fn, row_cfg, refine in entries:
         for split, data in splits.items():
-            row = run_detector(name, split, data, lambda t, fn=fn: fn(t.mel), row_cfg, refine)
+            start = time.perf_counter()
+            acts = [fn(t.mel) for t in data]
+            seconds = time.perf_counter() - start
+            row = run_detector(name, split, data, acts, row_cfg, refine, seconds=seconds)
             rows.append(row.summary())
             if split == "test":
-                known = run_detector(name, split, data, lambda t, fn=fn: fn(t.mel), row_cfg,
-                                     refine, k_known=True)
+                known = run_detector(name, split, data, acts, row_cfg, refine, k_known=True)
                 test_rows[name] = (row, known)
     rows.append({"method": "naive all-negative", "split": "test", "files": len(splits["test"]),
                  "pr_auc": test_rows[entries[0][0]][0].result["naive"]["pr_auc"],

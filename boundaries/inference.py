@@ -117,19 +117,24 @@ def detect(activations, cfg, threshold=None):
 KNOWN_K_EDGE_S = 1.0  # with K known, no crossover within this of either end
 
 
+def decode(activations, cfg, threshold=None, n_tracks=None):
+    """``(times_s, strengths)`` from activations: peak picking at the threshold, or, with
+    ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`)."""
+    if n_tracks is None:
+        return detect(activations, cfg, threshold)
+    return peaks.best_k_peaks(
+        activations, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), k=n_tracks - 1,
+        min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),
+        edge_s=KNOWN_K_EDGE_S)
+
+
 def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):
     """``(activations, times_s, strengths)``: the one path from log-mel to boundaries. With
     ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`) instead
     of a threshold. A model with a placement stage (the track-change detector) then moves each
     to its instant."""
     acts = activations_for(model, mel, cfg, device)
-    if n_tracks is None:
-        times, strengths = detect(acts, cfg, threshold)
-    else:
-        times, strengths = peaks.best_k_peaks(
-            acts, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), k=n_tracks - 1,
-            min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),
-            edge_s=KNOWN_K_EDGE_S)
+    times, strengths = decode(acts, cfg, threshold, n_tracks)
     if getattr(model, "placement", None) is not None and len(times):
         # each detection moves by at most placement.SEARCH_S; keep them sorted and distinct
         # even when a small minimum distance lets two land on one frame
