@@ -88,6 +88,20 @@ def window_descriptors(z_mel, mfcc, level, flux, width: int) -> dict:
     return out
 
 
+def pooled_views(mel_db: np.ndarray, pool: int):
+    """What the before/after comparisons look at, at ``pool`` mel frames a row: ``(z_mel
+    [n_mels, n], mfcc [n_mfcc - 1, n], level [n], flux [n])``: bands and MFCCs z-scored over
+    the file, mean level (dB) and mean positive spectral flux of each row."""
+    pooled = pool_frames(mel_db, pool)
+    z_mel = (pooled - pooled.mean(axis=1, keepdims=True)) / (
+        pooled.std(axis=1, keepdims=True) + 1e-3)
+    mfcc = mfcc_from_mel_db(pooled)[1:]
+    mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
+    flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
+                       .mean(axis=0, keepdims=True), pool)[0]
+    return z_mel, mfcc, pooled.mean(axis=0), flux
+
+
 def compute_descriptors(mel_db: np.ndarray, *, fps: float, pool: int = POOL):
     """Descriptor matrix of one file at the pooled rate.
 
@@ -104,16 +118,8 @@ def compute_descriptors(mel_db: np.ndarray, *, fps: float, pool: int = POOL):
         frame ``i * pool + (pool - 1) / 2``.
     names : list of str, one per column
     """
-    pooled = pool_frames(mel_db, pool)
     pooled_fps = fps / pool
-    mean = pooled.mean(axis=1, keepdims=True)
-    std = pooled.std(axis=1, keepdims=True) + 1e-3
-    z_mel = (pooled - mean) / std
-    mfcc = mfcc_from_mel_db(pooled)[1:]
-    mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
-    level = pooled.mean(axis=0)
-    flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
-                       .mean(axis=0, keepdims=True), pool)[0]
+    z_mel, mfcc, level, flux = pooled_views(mel_db, pool)
     columns, names = [], []
     for window_s in WINDOWS_S:
         width = max(1, int(round(window_s * pooled_fps)))
@@ -125,7 +131,7 @@ def compute_descriptors(mel_db: np.ndarray, *, fps: float, pool: int = POOL):
         columns.append(novelty_curve(unit, max(1, int(round(kernel_s / 2 * pooled_fps)))))
         names.append(f"foote@{kernel_s:g}")
     values, names = relative_to_median(np.vstack(columns), names)
-    edge_s = np.minimum(np.arange(pooled.shape[1]), np.arange(pooled.shape[1])[::-1]) / pooled_fps
+    edge_s = np.minimum(np.arange(len(level)), np.arange(len(level))[::-1]) / pooled_fps
     values = np.vstack([values, np.minimum(edge_s, EDGE_CAP_S)])
     return values.T.astype(np.float32), names + ["edge_s"]
 

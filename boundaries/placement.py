@@ -16,8 +16,7 @@ detection moves to the best-scoring frame.
 import numpy as np
 
 from boundaries import boosted
-from boundaries.descriptors import LOW_BANDS, pool_frames, window_descriptors
-from boundaries.novelty import mfcc_from_mel_db
+from boundaries.descriptors import LOW_BANDS, pooled_views, window_descriptors
 
 POOL = 2  # mel frames per placement frame: 46 ms
 WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -32,15 +31,8 @@ class LocalFrames:
 
     def __init__(self, mel_db: np.ndarray, fps: float):
         self.fps = fps / POOL
-        pooled = pool_frames(mel_db, POOL)
-        self.z = (pooled - pooled.mean(axis=1, keepdims=True)) / (
-            pooled.std(axis=1, keepdims=True) + 1e-3)
-        mfcc = mfcc_from_mel_db(pooled)[1:]
-        self.mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (
-            mfcc.std(axis=1, keepdims=True) + 1e-6)
-        self.level = pooled.mean(axis=0) - np.median(pooled.mean(axis=0))
-        self.flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
-                                .mean(axis=0, keepdims=True), POOL)[0]
+        self.z, self.mfcc, level, self.flux = pooled_views(mel_db, POOL)
+        self.level = level - np.median(level)
         self.widths = [max(1, int(round(w * self.fps))) for w in WINDOWS_S]
 
     def _local(self, idx: np.ndarray) -> np.ndarray:
