@@ -169,14 +169,20 @@ def test_write_mixes_is_deterministic_and_complete(music, tmp_path):
     assert second["clips"] == manifest["clips"]
 
 
+def _make_three_clips(music, out, *options) -> int:
+    """make_mixes.py: 2 training clips and 1 validation clip of ``music`` into ``out``."""
+    from data_scripts.make_mixes import main
+
+    return main(["--tracks", str(music), "--out", str(out), "--n-clips", "2", "--n-val-clips",
+                 "1", "--zips", "--jobs", "1", *options])
+
+
 def test_make_mixes_script_end_to_end(music, tmp_path, capsys):
     from data_scripts.make_mixes import main
 
     out = tmp_path / "mixes"
-    code = main(["--tracks", str(music), "--out", str(out), "--n-clips", "2", "--n-val-clips",
-                 "1", "--split-by", "group", "--zips", "--jobs", "1", "--clip-s", "30,40",
-                 "--segment-s", "12,20", "--format", "flac"])
-    assert code == 0
+    assert _make_three_clips(music, out, "--split-by", "group", "--clip-s", "30,40",
+                             "--segment-s", "12,20", "--format", "flac") == 0
     assert len(list((out / "train").glob("*.flac"))) == 2
     assert "wrote 3 clips" in capsys.readouterr().out
     assert main(["--tracks", str(tmp_path / "missing"), "--out", str(out)]) == 2
@@ -203,10 +209,8 @@ def test_given_packages_split_and_inner_edits_stay_unlabelled(music, tmp_path, c
     from data_scripts.make_mixes import main
 
     out = tmp_path / "mixes"
-    code = main(["--tracks", str(music), "--out", str(out), "--n-clips", "2", "--n-val-clips",
-                 "1", "--val-groups", "pkg_b", "--zips", "--jobs", "1", "--clip-s", "60,70",
-                 "--segment-s", "30,35", "--inner-edits", "1.0"])
-    assert code == 0
+    assert _make_three_clips(music, out, "--val-groups", "pkg_b", "--clip-s", "60,70",
+                             "--segment-s", "30,35", "--inner-edits", "1.0") == 0
     manifest = json.loads((out / "manifest.json").read_text())
     for clip in manifest["clips"]:
         groups = {s["source"].split("/")[0] for s in clip["segments"]}
