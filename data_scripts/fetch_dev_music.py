@@ -78,13 +78,23 @@ DEV2_PACKAGES = {
     "neverball-common": "usr/share/games/neverball/bgm",
     "amoebax-data": "usr/share/games/amoebax/music",
     "planetblupi-music-ogg": "usr/share/planetblupi/music",
-    # tracker modules, rendered with openmpt123 (~3 min a package on one core). Only four of
-    # DATA.md's fifteen module packages are used: rafkill, pingus, biniax2, pachi, open-invaders,
-    # bomberclone, gemdropx, madbomber, bb, penguin-command and rockdodger are left for later.
+    # tracker modules, rendered with openmpt123 (~3 min a package on one core): DATA.md's
+    # fifteen module packages.
     "tecnoballz-data": "usr/share/games/tecnoballz/musics",
     "pekka-kana-2-data": "usr/share/games/pekka-kana-2/data/music",
     "heroes-sound-tracks": "usr/share/games/heroes/mod",
     "freedroid-data": "usr/share/games/freedroid/sound",
+    "rafkill-data": "usr/share/games/rafkill",
+    "pingus-data": "usr/share/games/pingus/data/music",
+    "biniax2-data": "usr/share/games/biniax2/music",
+    "pachi-data": "usr/share/pachi/music",
+    "open-invaders-data": "usr/share/open-invaders",
+    "bomberclone-data": "usr/share/games/bomberclone/music",
+    "gemdropx": "usr/share/games/gemdropx/sounds",
+    "madbomber-data": "usr/share/games/madbomber/music",
+    "bb": "usr/share/bb",
+    "penguin-command": "usr/share/games/penguin-command/sound",
+    "rockdodger": "usr/share/rockdodger",
 }
 AUDIO_SUFFIXES = {".ogg", ".opus", ".mp3", ".flac", ".wav"}
 MODULE_SUFFIXES = {".mod", ".xm", ".s3m", ".it", ".mtm", ".669", ".med"}
