@@ -27,17 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from boundaries import (
-    boosted,
-    corpus,
-    evaluation,
-    inference,
-    novelty,
-    timebase,
-    track_detector,
-    track_training,
-)
-from boundaries.checkpoints import load_model
+from boundaries.data import corpus
+from boundaries.detection import inference
+from boundaries.model import boosted, track_detector
+from boundaries.model.checkpoints import load_model
+from boundaries.score import evaluation
+from boundaries.signal import novelty, timebase
+from boundaries.train import track_change
 
 REPO = Path(__file__).resolve().parents[1]
 KERNELS_S = (8.0, 16.0, 32.0, 64.0)
@@ -133,7 +129,7 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     the shipped embedding and tuned on ``val/``."""
     fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
     train = load_split(mixes / "train", cfg)
-    X, y, _, names = track_training.table(train, detector.embed_model, fps)
+    X, y, _, names = track_change.table(train, detector.embed_model, fps)
     embed_cols = np.array([n.startswith("embed@") for n in names])
     rows_cache = {}  # by the identity of a file's log-mel (held by `splits` all along)
 
@@ -146,7 +142,7 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     out = []
     for label, cols in (("trees on descriptors alone", ~embed_cols),
                         ("trees on embedding distances alone", embed_cols)):
-        trees = boosted.export_trees(track_training.fit_trees(X[:, cols], y, cfg, log))
+        trees = boosted.export_trees(track_change.fit_trees(X[:, cols], y, cfg, log))
 
         def fn(mel, trees=trees, cols=cols):
             probs = boosted.predict_proba(trees, rows_of(mel)[:, cols])
@@ -163,7 +159,7 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     tuned = []
     for label, fn in out:
         acts = [fn(t.mel) for t in splits["val"]]
-        tuned.append((label, fn, track_training.tune_decoding(splits["val"], acts, cfg)))
+        tuned.append((label, fn, track_change.tune_decoding(splits["val"], acts, cfg)))
     return tuned
 
 

@@ -22,13 +22,14 @@ import soundfile as sf
 import soxr
 import torch
 
-from boundaries import inference, novelty, timebase
-from boundaries.audio import load_audio
-from boundaries.checkpoints import load_model
 from boundaries.cli import DEFAULT_MODEL
-from boundaries.features import log_mel
-from boundaries.mixes import write_audio
-from boundaries.synthetic import make_clip
+from boundaries.detection import inference
+from boundaries.model.checkpoints import load_model
+from boundaries.recipes.mixes import write_audio
+from boundaries.recipes.synthetic import make_clip
+from boundaries.signal import novelty, timebase
+from boundaries.signal.audio import load_audio
+from boundaries.signal.features import log_mel
 
 FORMATS = {"mp3": ("MP3", "MPEG_LAYER_III"), "ogg": ("OGG", "VORBIS"), "flac": ("FLAC", "PCM_16"),
            "wav": ("WAV", "PCM_16")}

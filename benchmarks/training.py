@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from boundaries.config import load_config
-from boundaries.training import Trainer
+from boundaries.train.loop import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -70,7 +70,7 @@ def config_from_args(args):
 
 
 def run_train(args) -> int:
-    from boundaries.training import train
+    from boundaries.train.loop import train
 
     cfg = config_from_args(args)
     result = train(cfg, args.run_dir, resume=args.resume, progress=sys.stderr.isatty())
@@ -96,7 +96,7 @@ def add_evaluate_arguments(parser) -> None:
 
 
 def run_evaluate(args) -> int:
-    from boundaries.evaluation import evaluate_checkpoint, format_table
+    from boundaries.score.evaluation import evaluate_checkpoint, format_table
 
     result = evaluate_checkpoint(args.checkpoint, args.data, out_dir=args.out,
                                  json_path=args.json, threshold=args.threshold,
@@ -109,7 +109,7 @@ def run_evaluate(args) -> int:
 
 
 def add_detect_arguments(parser) -> None:
-    from boundaries.batch import FORMATS
+    from boundaries.detection.batch import FORMATS
 
     parser.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
     parser.add_argument("-o", "--out", required=True, help="output folder (mirrors the inputs)")
@@ -130,11 +130,11 @@ def add_detect_arguments(parser) -> None:
 def run_detect(args) -> int:
     import torch
 
-    from boundaries import distributed
-    from boundaries.batch import FORMATS, detect_paths, summary_line
-    from boundaries.checkpoints import load_model
     from boundaries.config import apply_overrides
-    from boundaries.inference import resolve_device
+    from boundaries.detection.batch import FORMATS, detect_paths, summary_line
+    from boundaries.detection.inference import resolve_device
+    from boundaries.model.checkpoints import load_model
+    from boundaries.train import distributed
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     unknown = sorted(set(formats) - set(FORMATS))
@@ -188,7 +188,7 @@ def run_study_command(args) -> int:
     import torch
 
     from boundaries.config import config_from_dict, load_config, merge_dicts, parse_override
-    from boundaries.study import (
+    from boundaries.study.runner import (
         best_rows_text,
         markdown_table,
         parse_strategies,
@@ -233,10 +233,10 @@ def add_tune_arguments(parser) -> None:
 def run_tune(args) -> int:
     import torch
 
-    from boundaries import corpus
-    from boundaries.checkpoints import load_model, save_checkpoint
-    from boundaries.evaluation import format_table, score, tune
-    from boundaries.inference import resolve_device
+    from boundaries.data import corpus
+    from boundaries.detection.inference import resolve_device
+    from boundaries.model.checkpoints import load_model, save_checkpoint
+    from boundaries.score.evaluation import format_table, score, tune
 
     if Path(args.out).resolve() == Path(args.checkpoint).resolve():
         raise BoundariesError(f"{args.out}: would replace the checkpoint it tunes; pick another")
@@ -269,7 +269,7 @@ def add_export_arguments(parser) -> None:
 
 
 def run_export(args) -> int:
-    from boundaries.checkpoints import export_model
+    from boundaries.model.checkpoints import export_model
 
     if Path(args.out).resolve() == Path(args.checkpoint).resolve():
         raise BoundariesError(f"{args.out}: the export would replace its own source; pick "

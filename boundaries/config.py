@@ -123,7 +123,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrackConfig:
     """The track-change detector (``kind: track_change``): descriptors and a contrastive "same
-    track?" embedding feeding gradient-boosted trees (boundaries/track_detector.py)."""
+    track?" embedding feeding gradient-boosted trees (boundaries/model/track_detector.py)."""
     kind: str = "cnn"  # cnn: the CNN of models.py; track_change: the detector described here
     embed_steps: int = 1500  # InfoNCE steps of the embedding (48 pairs each)
     embed_lr: float = 2e-3

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from boundaries.errors import BoundariesError
-from boundaries.mixes import (
+from boundaries.recipes.mixes import (
     MixSettings,
     find_sources,
     split_sources,

@@ -9,7 +9,7 @@ use another seed for held-out clips that share nothing with it.
 import argparse
 import sys
 
-from boundaries.synthetic import write_dataset
+from boundaries.recipes.synthetic import write_dataset
 
 
 def main(argv=None) -> int:

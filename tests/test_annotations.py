@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from boundaries.annotations import (
+from boundaries.data.annotations import (
     find_annotation,
     format_boundaries,
     read_boundaries,

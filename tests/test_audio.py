@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from boundaries.audio import find_audio_files, load_audio
 from boundaries.errors import AudioError
+from boundaries.signal.audio import find_audio_files, load_audio
 
 FORMATS = [("wav", "WAV", "PCM_16"), ("wav", "WAV", "FLOAT"), ("flac", "FLAC", "PCM_24"),
            ("ogg", "OGG", "VORBIS"), ("opus", "OGG", "OPUS"), ("mp3", "MP3", "MPEG_LAYER_III"),

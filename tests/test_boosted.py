@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from boundaries import boosted
+from boundaries.model import boosted
 
 
 @pytest.mark.parametrize("with_nan", [False, True])

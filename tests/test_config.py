@@ -21,7 +21,7 @@ def test_base_yaml_lists_every_knob_with_its_default():
 
 def test_every_shipped_config_loads():
     from boundaries.config import config_from_dict, merge_dicts
-    from boundaries.study import parse_strategies, read_study_config
+    from boundaries.study.runner import parse_strategies, read_study_config
 
     for root, _, files in os.walk(os.path.join(REPO, "configs")):
         for name in files:

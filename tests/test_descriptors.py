@@ -1,6 +1,6 @@
 import numpy as np
 
-from boundaries import descriptors
+from boundaries.signal import descriptors
 
 FPS = 22050 / 512
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from boundaries import embedding
+from boundaries.model import embedding
 
 FPS = 22050 / 512
 

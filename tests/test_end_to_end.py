@@ -9,7 +9,7 @@ from conftest import CONFIGS, SUBPROCESS_ENV, sets, train_tiny, write_corpus
 import evaluate
 import train
 from boundaries import cli
-from boundaries.annotations import read_boundaries
+from boundaries.data.annotations import read_boundaries
 
 
 @pytest.fixture(scope="module")
@@ -160,8 +160,8 @@ def test_torchrun_detect_shards_files_and_equals_one_process(trained, tmp_path):
 
 
 def test_tune_writes_a_new_checkpoint_and_export_strips_it(trained, tmp_path, capsys):
-    from boundaries.checkpoints import load_checkpoint, load_model
-    from boundaries.evaluation import NOVELTY_WEIGHTS
+    from boundaries.model.checkpoints import load_checkpoint, load_model
+    from boundaries.score.evaluation import NOVELTY_WEIGHTS
 
     _, corpus, run = trained
     tuned_path, shipped = tmp_path / "tuned.pt", tmp_path / "model.pt"
@@ -181,7 +181,7 @@ def test_tune_writes_a_new_checkpoint_and_export_strips_it(trained, tmp_path, ca
 
 
 def test_detect_uses_the_shipped_model_by_default(tmp_path, capsys):
-    from boundaries.checkpoints import load_model
+    from boundaries.model.checkpoints import load_model
 
     _, cfg, _ = load_model(cli.DEFAULT_MODEL)  # ships inside the package and loads safely
     assert cfg.features.n_mels == 80 and cfg.audio.sr == 22050

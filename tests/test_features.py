@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from boundaries import features, timebase
 from boundaries.config import FeatureConfig
 from boundaries.errors import AudioError
+from boundaries.signal import features, timebase
 
 
 @pytest.mark.parametrize("hop_length,n_fft", [(256, 1024), (512, 2048), (512, 1024), (1024, 2048)])

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from boundaries.config import ModelConfig
-from boundaries.inference import chunk_windows, predict_activations, resolve_device
-from boundaries.models import BoundaryCNN
+from boundaries.detection.inference import chunk_windows, predict_activations, resolve_device
+from boundaries.model.networks import BoundaryCNN
 
 
 @pytest.fixture
@@ -41,8 +41,8 @@ def test_per_file_norm_ignores_a_recordings_spectral_colour():
     import dataclasses
 
     from boundaries.config import Config
-    from boundaries.inference import activations_for
-    from boundaries.models import build_model
+    from boundaries.detection.inference import activations_for
+    from boundaries.model.networks import build_model
 
     base = Config()
     cfg = base.replace(model=dataclasses.replace(base.model, per_file_norm=True,

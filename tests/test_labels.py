@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from boundaries import labels
+from boundaries.data import labels
 
 SR, HOP = 22050, 512
 FPS = SR / HOP

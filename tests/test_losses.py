@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from boundaries import losses
 from boundaries.config import LossConfig
+from boundaries.model import losses
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from boundaries import metrics
+from boundaries.score import metrics
 
 # Intervals in the style of mir_eval's tests/data/segment fixtures (written for this test, not
 # copied); the expected scores are regenerated with mir_eval at test time.

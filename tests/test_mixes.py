@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from boundaries.annotations import read_boundaries
+from boundaries.data.annotations import read_boundaries
 from boundaries.errors import BoundariesError
-from boundaries.mixes import (
+from boundaries.recipes.mixes import (
     MixSettings,
     _envelopes,
     _segment_spans,
@@ -19,7 +19,7 @@ from boundaries.mixes import (
     split_sources,
     write_mixes,
 )
-from boundaries.synthetic import random_style, render_track
+from boundaries.recipes.synthetic import random_style, render_track
 
 SR = 22050
 

@@ -1,7 +1,7 @@
 import torch
 
 from boundaries.config import ModelConfig
-from boundaries.models import BoundaryCNN
+from boundaries.model.networks import BoundaryCNN
 
 SMALL = ModelConfig(conv_channels=(4, 8), channels=16, dilations=(1, 2, 4, 8), dropout=0.0)
 

@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from boundaries.novelty import block_features, checkerboard_taper, foote_activations, novelty_curve
+from boundaries.signal.novelty import (
+    block_features,
+    checkerboard_taper,
+    foote_activations,
+    novelty_curve,
+)
 
 
 def explicit_foote(features, half_width):
@@ -53,7 +58,7 @@ def test_blend_mixes_novelty_in_only_when_asked():
     import dataclasses
 
     from boundaries.config import Config
-    from boundaries.inference import blend_novelty
+    from boundaries.detection.inference import blend_novelty
 
     cfg = Config()
     mel = np.random.default_rng(2).normal(-40, 3, (80, 900)).astype(np.float32)
@@ -68,7 +73,7 @@ def test_blend_mixes_novelty_in_only_when_asked():
 def test_mfcc_equals_librosa():
     import librosa
 
-    from boundaries.novelty import mfcc_from_mel_db
+    from boundaries.signal.novelty import mfcc_from_mel_db
 
     mel = np.random.default_rng(3).normal(-40, 10, (80, 300)).astype(np.float32)
     np.testing.assert_allclose(mfcc_from_mel_db(mel), librosa.feature.mfcc(S=mel, n_mfcc=20),

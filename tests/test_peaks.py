@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from boundaries.peaks import pick_peaks
+from boundaries.detection.peaks import pick_peaks
 
 FPS = 10.0  # 10 frames per second keeps the hand-built curves readable
 
@@ -74,7 +74,7 @@ def test_absolute_threshold_when_not_subtracting_the_local_mean():
 def test_best_k_is_exact_against_brute_force(rng):
     import itertools
 
-    from boundaries.peaks import best_k_peaks
+    from boundaries.detection.peaks import best_k_peaks
 
     for _ in range(100):
         n, k, gap = int(rng.integers(5, 13)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
@@ -90,7 +90,7 @@ def test_best_k_is_exact_against_brute_force(rng):
 
 
 def test_best_k_keeps_away_from_the_edges():
-    from boundaries.peaks import best_k_peaks
+    from boundaries.detection.peaks import best_k_peaks
 
     x = np.zeros(100)
     x[1], x[50], x[98] = 1.0, 0.5, 1.0

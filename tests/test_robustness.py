@@ -28,9 +28,10 @@ from conftest import (
 
 import evaluate
 import train
-from boundaries import batch, cli
-from boundaries.annotations import read_boundaries
-from boundaries.checkpoints import load_checkpoint
+from boundaries import cli
+from boundaries.data.annotations import read_boundaries
+from boundaries.detection import batch
+from boundaries.model.checkpoints import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from boundaries.sampling import ImbalanceSampler, epoch_plan
+from boundaries.data.sampling import ImbalanceSampler, epoch_plan
 
 FLAGS = np.r_[np.ones(10, bool), np.zeros(90, bool)]
 

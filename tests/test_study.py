@@ -6,9 +6,10 @@ import pytest
 import yaml
 from conftest import REPO, write_corpus
 
-from boundaries import classic, cli
+from boundaries import cli
 from boundaries.errors import ConfigError
-from boundaries.study import parse_strategies, read_study_config
+from boundaries.study import classic
+from boundaries.study.runner import parse_strategies, read_study_config
 
 OVER = {"random_over", "smote", "borderline_smote", "svm_smote", "adasyn"}
 UNDER = {"random_under", "nearmiss1", "nearmiss2"}
@@ -44,9 +45,9 @@ def test_each_sampler_moves_the_class_balance_as_it_claims(name):
 
 
 def test_classic_fit_never_touches_validation(tiny_cfg):
-    from boundaries import training
+    from boundaries.train import loop
 
-    train_data, val_data, _ = training.prepare_data(tiny_cfg, progress=False)
+    train_data, val_data, _ = loop.prepare_data(tiny_cfg, progress=False)
     snapshot = [t.mel.copy() for t in val_data]
     x, y = classic.training_frames(train_data, tiny_cfg, stride=2, max_frames=10_000, seed=0)
     model, resampled = classic.fit(x, y, "smote", "logreg", seed=0)
@@ -68,9 +69,9 @@ def test_frame_features_see_a_change():
 
 
 def test_training_frames_cap_keeps_the_ratio(tiny_cfg):
-    from boundaries import training
+    from boundaries.train import loop
 
-    train_data, _, _ = training.prepare_data(tiny_cfg, progress=False)
+    train_data, _, _ = loop.prepare_data(tiny_cfg, progress=False)
     x_all, y_all = classic.training_frames(train_data, tiny_cfg, stride=1, max_frames=10**9,
                                            seed=0)
     x, y = classic.training_frames(train_data, tiny_cfg, stride=1, max_frames=400, seed=0)

@@ -1,7 +1,7 @@
 import numpy as np
 
-from boundaries import synthetic
-from boundaries.annotations import read_boundaries
+from boundaries.data.annotations import read_boundaries
+from boundaries.recipes import synthetic
 
 
 def test_dataset_is_deterministic(tmp_path):

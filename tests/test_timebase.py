@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from boundaries import timebase
+from boundaries.signal import timebase
 
 
 def test_fps_of_defaults():

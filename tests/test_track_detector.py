@@ -5,7 +5,8 @@ import pytest
 import soundfile as sf
 from conftest import CONFIGS, SR, sets
 
-from boundaries import placement, track_detector
+from boundaries.detection import placement
+from boundaries.model import track_detector
 
 
 def _tracky_mix(path, seed, boundaries_s=(14.0, 27.0), total_s=40.0):
@@ -45,9 +46,9 @@ def trained(tmp_path_factory):
 
 
 def test_checkpoint_loads_as_the_detector_and_finds_the_cuts(trained):
-    from boundaries.checkpoints import load_model
-    from boundaries.features import audio_log_mel
-    from boundaries.inference import boundaries_for
+    from boundaries.detection.inference import boundaries_for
+    from boundaries.model.checkpoints import load_model
+    from boundaries.signal.features import audio_log_mel
 
     tmp, run = trained
     model, cfg, state = load_model(run / "best.pt")
@@ -73,7 +74,7 @@ def test_detect_cli_runs_the_track_change_checkpoint(trained, tmp_path, capsys):
 
 def test_detect_with_the_track_count_known_writes_k_minus_1(trained, tmp_path):
     from boundaries import cli
-    from boundaries.annotations import read_boundaries
+    from boundaries.data.annotations import read_boundaries
 
     tmp, run = trained
     out = tmp_path / "out"
@@ -86,7 +87,7 @@ def test_detect_with_the_track_count_known_writes_k_minus_1(trained, tmp_path):
 
 def test_tune_retunes_a_track_change_checkpoint(trained, tmp_path, capsys):
     from boundaries import cli
-    from boundaries.checkpoints import load_model
+    from boundaries.model.checkpoints import load_model
 
     tmp, run = trained
     out = tmp_path / "tuned.pt"
@@ -99,7 +100,7 @@ def test_tune_retunes_a_track_change_checkpoint(trained, tmp_path, capsys):
 
 def test_placement_rows_see_which_track_plays(tmp_path):
     _tracky_mix(tmp_path / "mix.wav", seed=3, boundaries_s=(20.0,), total_s=40.0)
-    from boundaries.features import audio_log_mel
+    from boundaries.signal.features import audio_log_mel
 
     mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {})
     local = placement.LocalFrames(mel, SR / 512)

@@ -10,8 +10,8 @@ import torch
 from conftest import CONFIGS, REPO, SUBPROCESS_ENV, tiny_overrides, write_corpus
 
 import train
-from boundaries.checkpoints import load_checkpoint, load_model, save_checkpoint
 from boundaries.errors import CheckpointError
+from boundaries.model.checkpoints import load_checkpoint, load_model, save_checkpoint
 
 
 def args(tmp_path, corpus, run, epochs):
@@ -20,12 +20,12 @@ def args(tmp_path, corpus, run, epochs):
 
 
 def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
-    from boundaries import training
+    from boundaries.train import loop
 
     corpus = write_corpus(tmp_path / "c", n=3)
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert train.main(args(tmp_path, corpus, straight, 3)) == 0
-    real_end_epoch = training.Trainer._end_epoch
+    real_end_epoch = loop.Trainer._end_epoch
 
     def interrupt_after_first(self, *a, **k):
         stop = real_end_epoch(self, *a, **k)
@@ -33,10 +33,10 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch
             raise KeyboardInterrupt  # Ctrl-C right after epoch 1's checkpoint
         return stop
 
-    monkeypatch.setattr(training.Trainer, "_end_epoch", interrupt_after_first)
+    monkeypatch.setattr(loop.Trainer, "_end_epoch", interrupt_after_first)
     assert train.main(args(tmp_path, corpus, split, 3)) == 130
     assert load_checkpoint(split / "last.pt")["epoch"] == 1
-    monkeypatch.setattr(training.Trainer, "_end_epoch", real_end_epoch)
+    monkeypatch.setattr(loop.Trainer, "_end_epoch", real_end_epoch)
     assert train.main(args(tmp_path, corpus, split, 3) + ["--resume"]) == 0
     a = [json.loads(line) for line in open(straight / "metrics.jsonl")]
     b = [json.loads(line) for line in open(split / "metrics.jsonl")]

@@ -10,7 +10,8 @@ result equals one pass over the whole file, in bounded memory.
 import numpy as np
 import torch
 
-from boundaries import peaks, timebase
+from boundaries.detection import peaks
+from boundaries.signal import timebase
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -83,7 +84,7 @@ def inference_frames(cfg) -> tuple:
 def activations_for(model, mel, cfg, device) -> np.ndarray:
     """The detector's activation: the CNN's probabilities, blended with Foote novelty when
     ``peaks.novelty_weight`` > 0."""
-    from boundaries.features import network_input
+    from boundaries.signal.features import network_input
 
     if hasattr(model, "frame_activations"):  # the track-change detector brings its own features
         return model.frame_activations(mel)
@@ -97,7 +98,7 @@ def blend_novelty(acts, mel, cfg, weight=None) -> np.ndarray:
     weight = cfg.peaks.novelty_weight if weight is None else weight
     if weight == 0:
         return acts
-    from boundaries.novelty import foote_activations
+    from boundaries.signal.novelty import foote_activations
 
     novelty = foote_activations(mel, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length),
                                 kernel_s=cfg.peaks.novelty_kernel_s)

@@ -12,8 +12,8 @@ Samplers touch the training frames only; validation frames are scored as they ar
 
 import numpy as np
 
-from boundaries import timebase
-from boundaries.evaluation import frame_labels
+from boundaries.score.evaluation import frame_labels
+from boundaries.signal import timebase
 
 # imbalanced-learn samplers by study name; each takes the random seed (where it has one)
 SAMPLER_NAMES = ("none", "random_over", "random_under", "smote", "borderline_smote", "svm_smote",

@@ -15,8 +15,8 @@ detection moves to the best-scoring frame.
 
 import numpy as np
 
-from boundaries import boosted
-from boundaries.descriptors import LOW_BANDS, pooled_views, window_descriptors
+from boundaries.model import boosted
+from boundaries.signal.descriptors import LOW_BANDS, pooled_views, window_descriptors
 
 POOL = 2  # mel frames per placement frame: 46 ms
 WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0)

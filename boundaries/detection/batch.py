@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries import distributed, inference, timebase
-from boundaries.annotations import read_boundaries, write_boundaries
 from boundaries.atomic import atomic_path, write_text
-from boundaries.audio import find_audio_files
+from boundaries.data.annotations import read_boundaries, write_boundaries
+from boundaries.detection import inference
 from boundaries.errors import BoundariesError
-from boundaries.features import file_features, limit_worker_threads
+from boundaries.signal import timebase
+from boundaries.signal.audio import find_audio_files
+from boundaries.signal.features import file_features, limit_worker_threads
+from boundaries.train import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ def _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold, sa
         with atomic_path(npy) as tmp, open(tmp, "wb") as handle:
             np.save(handle, acts)
     if plot:
-        from boundaries.plots import plot_activation
+        from boundaries.score.plots import plot_activation
 
         plot_activation(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png", mel, acts,
                         fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), est_s=times,

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries import inference, labels, metrics
+from boundaries.data import labels
+from boundaries.detection import inference
+from boundaries.score import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def tune(model, data, cfg, device, novelty_weights=NOVELTY_WEIGHTS):
     import dataclasses
 
     if hasattr(model, "frame_activations"):
-        from boundaries.track_training import tune_track_detector
+        from boundaries.train.track_change import tune_track_detector
 
         return tune_track_detector(model, data, cfg)
 
@@ -221,11 +223,11 @@ def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, t
     """
     import dataclasses
 
-    from boundaries import corpus
     from boundaries.atomic import write_text
-    from boundaries.checkpoints import load_model
     from boundaries.config import apply_overrides
+    from boundaries.data import corpus
     from boundaries.errors import BoundariesError
+    from boundaries.model.checkpoints import load_model
 
     device = inference.resolve_device(device)
     model, cfg, _ = load_model(checkpoint, device)
@@ -253,7 +255,8 @@ def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, t
 
 
 def _write_plots(out_dir, data, activations, result, cfg) -> None:
-    from boundaries import plots, timebase
+    from boundaries.score import plots
+    from boundaries.signal import timebase
 
     truth = [frame_labels(t, cfg) for t in data]
     probs, labels_all = np.concatenate(activations), np.concatenate(truth)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries import timebase
 from boundaries.atomic import atomic_path
-from boundaries.audio import check_readable, load_audio
 from boundaries.errors import BoundariesError
+from boundaries.signal import timebase
+from boundaries.signal.audio import check_readable, load_audio
 
 logger = logging.getLogger(__name__)
 

@@ -46,13 +46,13 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 def load_model(path, device="cpu"):
     """``(model, cfg, state)`` from a checkpoint, model in eval mode on ``device``."""
-    from boundaries.models import build_model
+    from boundaries.model.networks import build_model
 
     state = load_checkpoint(path)
     try:
         cfg = config_from_dict(state["config"])
         if state.get("kind") == "track_change":
-            from boundaries.track_detector import from_checkpoint_state
+            from boundaries.model.track_detector import from_checkpoint_state
 
             return from_checkpoint_state(state, cfg), cfg, state
         model = build_model(cfg)

@@ -4,9 +4,9 @@ Rows come from ``configs/studies/default.yaml`` (or ``--config``): the naive all
 CNN rows, each a set of config overrides (losses, class weights, focal grid, excerpt samplers, label
 smearing modes) or a balanced-bagging ensemble (K models on undersampled excerpts, activations
 averaged); and classic rows, an imbalanced-learn sampler with a scikit-learn (or
-imbalanced-learn ensemble) classifier on frame features (:mod:`boundaries.classic`).
+imbalanced-learn ensemble) classifier on frame features (:mod:`boundaries.study.classic`).
 
-Every row is scored by :func:`boundaries.evaluation.score` on the same validation files: frame
+Every row is scored by :func:`boundaries.score.evaluation.score` on the same validation files: frame
 metrics at probability 0.5 (resampling moves calibration, and this shows it), ROC-AUC and PR-AUC
 (threshold-free), and boundary F at each window with the peak threshold tuned per row on these
 files, as training does for the CNN. "train s" is a row's resampling, training and prediction;
@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from boundaries import classic, evaluation, training
 from boundaries.atomic import write_text
-from boundaries.checkpoints import load_model
 from boundaries.config import config_from_dict, merge_dicts
+from boundaries.detection.inference import resolve_device
 from boundaries.errors import ConfigError
-from boundaries.inference import resolve_device
+from boundaries.model.checkpoints import load_model
+from boundaries.score import evaluation
+from boundaries.study import classic
+from boundaries.train import loop
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +122,7 @@ def run_cnn(strategy, cfg, study, val_data, run_root: Path, seed: int):
         member_cfg = row_config(cfg, study.get("train_overrides", {}), strategy.overrides,
                                 seed=seed * 1000 + k)
         run_dir = run_root / strategy.name / f"seed{seed}" / f"member{k}"
-        training.train(member_cfg, run_dir, resume=(run_dir / "last.pt").exists(),
+        loop.train(member_cfg, run_dir, resume=(run_dir / "last.pt").exists(),
                        progress=False)
         model, row_cfg, _ = load_model(run_dir / "best.pt", resolve_device(cfg.train.device))
         # the CNN alone: training may have tuned a Foote blend into the checkpoint
@@ -170,7 +172,7 @@ def run_study(cfg, study: dict, strategies, out_dir, repeats: int = 1) -> list:
     ``out_dir``; return one dict per strategy (means, stds, per-seed rows)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_data, val_data, _ = training.prepare_data(cfg, progress=False)
+    train_data, val_data, _ = loop.prepare_data(cfg, progress=False)
     truth = np.concatenate([evaluation.frame_labels(t, cfg) for t in val_data])
     results, curves, frames = [], {}, {}
     for strategy in strategies:
@@ -262,7 +264,7 @@ def best_rows_text(results) -> str:
 
 
 def write_report(out_dir: Path, results, curves, cfg, repeats, n_files, truth) -> None:
-    from boundaries.plots import plot_curves
+    from boundaries.score.plots import plot_curves
 
     naive_accuracy = 1 - float(np.mean(truth))
     intro = (f"Imbalance study: {len(results)} strategies, {repeats} seed(s), validation "

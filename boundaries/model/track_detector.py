@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter1d
 
-from boundaries import boosted, descriptors, embedding, timebase
+from boundaries.model import boosted, embedding
+from boundaries.signal import descriptors, timebase
 
 EMBED_WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
 TARGET_RADIUS_S = 1.0
@@ -105,7 +106,7 @@ class TrackChangeDetector:
         """Detections moved to their instants by the placement stage (sorted)."""
         if self.placement is None or len(times_s) == 0:
             return np.asarray(times_s, dtype=float)
-        from boundaries import placement
+        from boundaries.detection import placement
 
         local = placement.LocalFrames(mel_db, self.fps)
         return placement.refine(local, times_s, self.placement, self.placement_sigma_s)

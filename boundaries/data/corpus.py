@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries import labels, timebase
-from boundaries.annotations import find_annotation, read_boundaries
-from boundaries.audio import find_audio_files
+from boundaries.data import labels
+from boundaries.data.annotations import find_annotation, read_boundaries
 from boundaries.errors import BoundariesError
-from boundaries.features import FeatureCache, load_features
+from boundaries.signal import timebase
+from boundaries.signal.audio import find_audio_files
+from boundaries.signal.features import FeatureCache, load_features
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def format_summary(name: str, summary: dict) -> str:
 
 def default_data_dir(cfg) -> Path:
     """The generated default data set, made once under the cache folder (atomically)."""
-    from boundaries.synthetic import write_dataset
+    from boundaries.recipes.synthetic import write_dataset
 
     syn = cfg.data.synthetic
     params = {"n_clips": syn.n_clips, "clip_s": syn.clip_s, "seed": syn.seed, "sr": cfg.audio.sr,

@@ -27,10 +27,10 @@ import soundfile as sf
 import soxr
 from scipy.signal import butter, sosfiltfilt
 
-from boundaries.annotations import write_boundaries
 from boundaries.atomic import atomic_path, write_text
-from boundaries.audio import AUDIO_EXTENSIONS
+from boundaries.data.annotations import write_boundaries
 from boundaries.errors import BoundariesError, first_line
+from boundaries.signal.audio import AUDIO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 

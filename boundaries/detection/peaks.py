@@ -8,7 +8,7 @@ implements exactly that rule in frames; this wrapper works in seconds.
 
 import numpy as np
 
-from boundaries import timebase
+from boundaries.signal import timebase
 
 
 def _frames(seconds: float, fps: float) -> int:

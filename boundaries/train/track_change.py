@@ -27,17 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries import (
-    boosted,
-    embedding,
-    evaluation,
-    inference,
-    metrics,
-    placement,
-    timebase,
-    track_detector,
-)
-from boundaries.track_detector import TrackChangeDetector, row_features, row_targets
+from boundaries.detection import inference, placement
+from boundaries.model import boosted, embedding, track_detector
+from boundaries.model.track_detector import TrackChangeDetector, row_features, row_targets
+from boundaries.score import evaluation, metrics
+from boundaries.signal import timebase
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +80,7 @@ def _clips_by_file(manifest_path: Path) -> dict:
 
 def fit_embedding(train_data, cfg, log=print):
     if cfg.track.embedding_from:
-        from boundaries.checkpoints import load_model
+        from boundaries.model.checkpoints import load_model
 
         detector, _, _ = load_model(cfg.track.embedding_from)
         if not hasattr(detector, "embed_model"):

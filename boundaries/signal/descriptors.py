@@ -15,7 +15,7 @@ distance).
 
 import numpy as np
 
-from boundaries.novelty import mfcc_from_mel_db, novelty_curve
+from boundaries.signal.novelty import mfcc_from_mel_db, novelty_curve
 
 POOL = 10  # mel frames per descriptor frame: 10 x 512 / 22050 = 0.232 s
 WINDOWS_S = (2.0, 4.0, 8.0, 16.0, 32.0)

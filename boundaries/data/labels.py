@@ -14,7 +14,7 @@ frames stay available for metrics through :func:`make_labels`.
 
 import numpy as np
 
-from boundaries import timebase
+from boundaries.signal import timebase
 
 
 def boundary_frames(times_s, n_frames: int, *, sr: int, hop_length: int) -> np.ndarray:

@@ -17,17 +17,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from boundaries import corpus, distributed, evaluation, labels, timebase
 from boundaries.atomic import write_text
-from boundaries.checkpoints import load_checkpoint, save_checkpoint
 from boundaries.config import config_from_dict, save_config
-from boundaries.dataset import ExcerptDataset
+from boundaries.data import corpus, labels
+from boundaries.data.dataset import ExcerptDataset
+from boundaries.data.sampling import ImbalanceSampler
+from boundaries.detection.inference import resolve_device
 from boundaries.errors import BoundariesError
-from boundaries.features import network_input
-from boundaries.inference import resolve_device
-from boundaries.losses import Criterion
-from boundaries.models import build_model
-from boundaries.sampling import ImbalanceSampler
+from boundaries.model.checkpoints import load_checkpoint, save_checkpoint
+from boundaries.model.losses import Criterion
+from boundaries.model.networks import build_model
+from boundaries.score import evaluation
+from boundaries.signal import timebase
+from boundaries.signal.features import network_input
+from boundaries.train import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -289,9 +292,9 @@ class Trainer:
 
 
 def train_track_change(cfg, run_dir: Path, progress: bool = True) -> dict:
-    """The track-change detector (boundaries/track_training.py): one pass, no epochs; writes
+    """The track-change detector (boundaries/train/track_change.py): one pass, no epochs; writes
     best.pt (thresholds tuned on validation), config.yaml with the tuned settings, metrics.json."""
-    from boundaries.track_training import train_track_detector
+    from boundaries.train.track_change import train_track_detector
 
     if distributed.world_size() > 1:
         raise BoundariesError("track.kind=track_change trains in one process (trees and a small "

@@ -1,0 +1,1 @@
+"""Annotations, frame labels, the corpus of annotated files, datasets and samplers."""

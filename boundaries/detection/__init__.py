@@ -1,0 +1,1 @@
+"""Activations, peak picking and decoding, placement, and folder batches."""

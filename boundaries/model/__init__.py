@@ -1,0 +1,1 @@
+"""Networks, losses, checkpoints and the track-change detector's parts."""

@@ -1,0 +1,1 @@
+"""Synthetic data and the DJ-mix builder used by data_scripts/."""

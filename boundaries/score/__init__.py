@@ -1,0 +1,1 @@
+"""Frame and boundary metrics, evaluation and tuning, plots."""

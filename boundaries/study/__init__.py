@@ -1,0 +1,1 @@
+"""The imbalance-strategy study and its classical baselines."""
