@@ -7,16 +7,16 @@ traceback appears only with ``--debug``.
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
+from boundaries.detection import OUTPUT_FORMATS
 from boundaries.errors import BoundariesError
 
 logger = logging.getLogger("boundaries")
 
+# what the parser needs, without importing workflows (and, through it, numpy and torch)
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default.pt"
 
 
 def _setup_logging(debug: bool) -> None:
@@ -48,32 +48,13 @@ def add_train_arguments(parser) -> None:
     _common(parser)
 
 
-def _base_config_paths() -> list:
-    """configs/base.yaml in a repository checkout; the dataclass defaults (equal to it)
-    otherwise."""
-    base = REPO_CONFIGS / "base.yaml"
-    return [base] if base.exists() else []
-
-
-def config_from_args(args):
-    from boundaries.config import load_config
-
-    paths = args.config or _base_config_paths()
-    overrides = list(args.set)
-    if getattr(args, "data", None):
-        overrides.append(f"data.train_dir={os.path.abspath(args.data)}")
-    if getattr(args, "val_data", None):
-        overrides.append(f"data.val_dir={os.path.abspath(args.val_data)}")
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    return load_config(paths, overrides)
-
-
 def run_train(args) -> int:
-    from boundaries.train.loop import train
+    from boundaries import workflows
 
-    cfg = config_from_args(args)
-    result = train(cfg, args.run_dir, resume=args.resume, progress=sys.stderr.isatty())
+    cfg = workflows.training_config(args.config, args.set, data=args.data,
+                                    val_data=args.val_data, device=args.device)
+    result = workflows.train(cfg, args.run_dir, resume=args.resume,
+                             progress=sys.stderr.isatty())
     if result:
         print(result["table"])
         where = "best epoch {best_epoch} of {epochs_run}; ".format(**result) \
@@ -96,26 +77,29 @@ def add_evaluate_arguments(parser) -> None:
 
 
 def run_evaluate(args) -> int:
-    from boundaries.score.evaluation import evaluate_checkpoint, format_table
+    from boundaries import workflows
+    from boundaries.score.evaluation import format_table
 
-    result = evaluate_checkpoint(args.checkpoint, args.data, out_dir=args.out,
-                                 json_path=args.json, threshold=args.threshold,
-                                 device=args.device or "auto", trim=not args.no_trim,
-                                 overrides=args.set, progress=sys.stderr.isatty())
+    result = workflows.evaluate(args.checkpoint, args.data, out_dir=args.out,
+                                json_path=args.json, threshold=args.threshold,
+                                device=args.device or "auto", trim=not args.no_trim,
+                                overrides=args.set, progress=sys.stderr.isatty())
     print(format_table(result))
-    for path, message in result.get("skipped_files", {}).items():
-        print(f"skipped: {message}", file=sys.stderr)
+    _print_skipped(result["skipped_files"])
     return 0
 
 
-def add_detect_arguments(parser) -> None:
-    from boundaries.detection.batch import FORMATS
+def _print_skipped(skipped: dict) -> None:
+    for message in skipped.values():
+        print(f"skipped: {message}", file=sys.stderr)
 
+
+def add_detect_arguments(parser) -> None:
     parser.add_argument("paths", nargs="+", help="audio files or folders (searched recursively)")
     parser.add_argument("-o", "--out", required=True, help="output folder (mirrors the inputs)")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
     parser.add_argument("--format", default="txt",
-                        help=f"comma-separated output formats from {','.join(FORMATS)}")
+                        help=f"comma-separated output formats from {','.join(OUTPUT_FORMATS)}")
     parser.add_argument("--threshold", type=float, help="peak threshold (default: the tuned one)")
     parser.add_argument("--n-tracks", type=int, metavar="K",
                         help="every input holds K tracks: write exactly K-1 crossovers (the best "
@@ -128,45 +112,19 @@ def add_detect_arguments(parser) -> None:
 
 
 def run_detect(args) -> int:
-    import torch
-
-    from boundaries.config import apply_overrides
-    from boundaries.detection.batch import FORMATS, detect_paths, summary_line
-    from boundaries.detection.inference import resolve_device
-    from boundaries.model.checkpoints import load_model
+    from boundaries import workflows
+    from boundaries.detection.batch import summary_line
     from boundaries.train import distributed
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown or not formats:
-        raise BoundariesError(f"--format {args.format}: unknown format(s) {unknown}; choose from "
-                              f"{','.join(FORMATS)}")
-    checkpoint = args.checkpoint or DEFAULT_MODEL
-    if not args.checkpoint and not DEFAULT_MODEL.exists():
-        raise BoundariesError(f"{DEFAULT_MODEL}: the shipped model is missing (an incomplete "
-                              "install?); reinstall boundaries or pass --checkpoint")
-    if args.jobs < 1:
-        raise BoundariesError(f"--jobs {args.jobs}: must be at least 1")
-    if args.n_tracks is not None and args.n_tracks < 1:
-        raise BoundariesError(f"--n-tracks {args.n_tracks}: a file holds at least 1 track")
-    torch.set_num_threads(1)
-    device = resolve_device(args.device or "auto")
-    if device.type == "cuda" and distributed.world_size() > 1:  # torchrun: one GPU per rank
-        device = torch.device("cuda", distributed.local_rank())
-    model, cfg, _ = load_model(checkpoint, device)
-    cfg = apply_overrides(cfg, args.set)
-    distributed.init(device)
-    try:
-        report = detect_paths(args.paths, args.out, model, cfg, device, formats,
-                              threshold=args.threshold, n_tracks=args.n_tracks,
-                              overwrite=args.overwrite, n_workers=args.jobs,
-                              save_activations=args.save_activations, plot=args.plot,
-                              progress=sys.stderr.isatty())
-    finally:
-        distributed.cleanup()
+    report = workflows.detect_folder(
+        args.paths, args.out, checkpoint=args.checkpoint,
+        formats=[f.strip() for f in args.format.split(",") if f.strip()],
+        threshold=args.threshold, n_tracks=args.n_tracks, jobs=args.jobs,
+        overwrite=args.overwrite, save_activations=args.save_activations, plot=args.plot,
+        device=args.device or "auto", overrides=args.set, progress=sys.stderr.isatty())
     if distributed.is_main():
         print(summary_line(report, report.seconds))
-        for path, message in report.failed.items():
+        for message in report.failed.values():
             print(f"failed: {message}", file=sys.stderr)
     return 1 if report.failed else 0
 
@@ -185,37 +143,13 @@ def add_study_arguments(parser) -> None:
 
 
 def run_study_command(args) -> int:
-    import torch
+    from boundaries import workflows
+    from boundaries.study.runner import best_rows_text, markdown_table
 
-    from boundaries.config import config_from_dict, load_config, merge_dicts, parse_override
-    from boundaries.study.runner import (
-        best_rows_text,
-        markdown_table,
-        parse_strategies,
-        read_study_config,
-        run_study,
-    )
-
-    if args.repeats < 1:
-        raise BoundariesError(f"--repeats {args.repeats}: must be at least 1")
-    torch.set_num_threads(1)
-    study = read_study_config(args.config)
     only = [s.strip() for s in args.strategies.split(",") if s.strip()] if args.strategies \
         else None
-    strategies = parse_strategies(study["strategies"], only)
-    overrides = list(args.set)
-    if args.data:
-        data = Path(args.data)
-        if (data / "train").is_dir() and (data / "val").is_dir():
-            overrides += [f"data.train_dir={data.resolve() / 'train'}",
-                          f"data.val_dir={data.resolve() / 'val'}"]
-        else:
-            overrides.append(f"data.train_dir={data.resolve()}")
-    # base.yaml, then the study's own training settings, then --data and --set
-    base = load_config(_base_config_paths())
-    cfg = config_from_dict(merge_dicts(base.to_dict(), study.get("config") or {},
-                                       *(parse_override(o) for o in overrides)))
-    results = run_study(cfg, study, strategies, args.out, args.repeats)
+    results = workflows.study(args.config, args.out, data=args.data, strategies=only,
+                              repeats=args.repeats, overrides=args.set)
     print(markdown_table(results, args.repeats))
     print(best_rows_text(results))
     print(f"table.md, table.csv, roc.png, pr.png, summary.txt and results.json in {args.out}")
@@ -231,30 +165,14 @@ def add_tune_arguments(parser) -> None:
 
 
 def run_tune(args) -> int:
-    import torch
+    from boundaries import workflows
+    from boundaries.score.evaluation import format_table
 
-    from boundaries.data import corpus
-    from boundaries.detection.inference import resolve_device
-    from boundaries.model.checkpoints import load_model, save_checkpoint
-    from boundaries.score.evaluation import format_table, score, tune
-
-    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
-        raise BoundariesError(f"{args.out}: would replace the checkpoint it tunes; pick another")
-    torch.set_num_threads(1)
-    device = resolve_device(args.device or "auto")
-    model, cfg, state = load_model(args.checkpoint, device)
-    tracks, problems = corpus.discover(Path(args.data), cfg.audio.extensions)
-    data, failed = corpus.load(tracks, cfg, progress=sys.stderr.isatty())
-    for message in {**problems, **failed}.values():
-        print(f"skipped: {message}", file=sys.stderr)
-    if not data:
-        raise BoundariesError(f"{args.data}: no annotated audio files to tune on")
-    tuned, activations = tune(model, data, cfg, device)
-    state = {**{k: v for k, v in state.items() if k != "format"}, "config": tuned.to_dict()}
-    if getattr(model, "placement", "absent") is None:  # tuning switched the placement stage off
-        state.pop("placement", None)
-    save_checkpoint(args.out, state)
-    print(format_table(score(data, activations, tuned)))
+    tuned, result, skipped = workflows.tune(args.checkpoint, args.data, args.out,
+                                            device=args.device or "auto",
+                                            progress=sys.stderr.isatty())
+    _print_skipped(skipped)
+    print(format_table(result))
     p = tuned.peaks
     print(f"wrote {args.out}: novelty weight {p.novelty_weight:g}, peak threshold "
           f"{p.threshold:g}, minimum distance {p.min_distance_s:g} s, frame threshold "
@@ -269,12 +187,9 @@ def add_export_arguments(parser) -> None:
 
 
 def run_export(args) -> int:
-    from boundaries.model.checkpoints import export_model
+    from boundaries import workflows
 
-    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
-        raise BoundariesError(f"{args.out}: the export would replace its own source; pick "
-                              "another path")
-    size = export_model(args.checkpoint, args.out)
+    size = workflows.export(args.checkpoint, args.out)
     print(f"wrote {args.out} ({size / 1e6:.2f} MB: weights, config and tuned thresholds)")
     return 0
 

@@ -348,10 +348,7 @@ def parse_override(text: str) -> dict:
             value = float(value)
         except ValueError:
             pass
-    nested = value
-    for part in reversed(key.strip().split(".")):
-        nested = {part: nested}
-    return nested
+    return nest_dotted({key.strip(): value})
 
 
 def merge_dicts(*dicts: dict) -> dict:
@@ -361,10 +358,24 @@ def merge_dicts(*dicts: dict) -> dict:
     return out
 
 
-def load_config(paths=(), overrides=()) -> Config:
-    """Merge YAML files in order, then ``section.key=value`` overrides, into a :class:`Config`."""
-    data = merge_dicts(*(_read_yaml(p) for p in paths), *(parse_override(o) for o in overrides))
+def load_config(paths=(), overrides=(), *, base=None, layers=()) -> Config:
+    """The one layering law of every entry point, later wins: ``base`` (a :class:`Config`, e.g. a
+    checkpoint's), YAML files in order, mappings (``layers``; dotted keys allowed, e.g. a study
+    row's ``{"loss.kind": "focal"}``), then ``section.key=value`` overrides."""
+    data = merge_dicts(base.to_dict() if base is not None else {},
+                       *(_read_yaml(p) for p in paths), *(nest_dotted(d) for d in layers),
+                       *(parse_override(o) for o in overrides))
     return config_from_dict(data)
+
+
+def nest_dotted(flat: dict) -> dict:
+    """``{"loss.kind": "bce", "train": {...}}`` -> ``{"loss": {"kind": "bce"}, "train": {...}}``."""
+    out = {}
+    for key, value in flat.items():
+        for part in reversed(str(key).split(".")):
+            value = {part: value}
+        out = _merge(out, value)
+    return out
 
 
 def config_from_dict(data: dict) -> Config:
@@ -383,7 +394,7 @@ def apply_overrides(cfg: Config, overrides=(), frozen_sections=("audio", "featur
         if section in extra:
             raise ConfigError(f"config section '{section}' is fixed by the checkpoint and cannot "
                               "be overridden here; retrain to change it")
-    return config_from_dict(merge_dicts(cfg.to_dict(), extra))
+    return load_config(base=cfg, overrides=overrides)
 
 
 def save_config(cfg: Config, path) -> None:

@@ -9,6 +9,7 @@ from conftest import CONFIGS, SUBPROCESS_ENV, sets, train_tiny, write_corpus
 import evaluate
 import train
 from boundaries import cli
+from boundaries.api import DEFAULT_MODEL
 from boundaries.data.annotations import read_boundaries
 
 
@@ -27,6 +28,16 @@ def test_training_writes_run_folder(trained):
     assert np.isfinite(metrics["frame.roc_auc"]) and metrics["n_files"] == 1
 
 
+def test_run_folder_config_agrees_with_the_tuned_checkpoint(trained):
+    import yaml
+
+    from boundaries.model.checkpoints import load_checkpoint
+
+    _, _, run = trained
+    tuned = load_checkpoint(run / "best.pt")["config"]
+    assert yaml.safe_load((run / "config.yaml").read_text()) == tuned
+
+
 def test_detect_writes_every_format_and_they_parse_back(trained, capsys):
     tmp, corpus, run = trained
     out = tmp / "detect"
@@ -38,7 +49,8 @@ def test_detect_writes_every_format_and_they_parse_back(trained, capsys):
         for fmt in ("txt", "lab", "jams"):
             read_boundaries(out / f"track_{i}.boundaries.{fmt}", duration_s=8.0)
         doc = json.loads((out / f"track_{i}.boundaries.json").read_text())
-        assert doc["threshold"] == 0.01 and len(doc["boundaries_s"]) == len(doc["strengths"])
+        assert doc["settings"]["threshold"] == 0.01
+        assert len(doc["boundaries_s"]) == len(doc["strengths"])
     assert (out / "boundaries.csv").read_text().startswith("file,boundary_s,strength")
 
 
@@ -183,11 +195,11 @@ def test_tune_writes_a_new_checkpoint_and_export_strips_it(trained, tmp_path, ca
 def test_detect_uses_the_shipped_model_by_default(tmp_path, capsys):
     from boundaries.model.checkpoints import load_model
 
-    _, cfg, _ = load_model(cli.DEFAULT_MODEL)  # ships inside the package and loads safely
+    _, cfg, _ = load_model(DEFAULT_MODEL)  # ships inside the package and loads safely
     assert cfg.features.n_mels == 80 and cfg.audio.sr == 22050
     corpus = write_corpus(tmp_path / "corpus", n=1)
     assert cli.main(["detect", str(corpus), "-o", str(tmp_path / "out"), "--jobs", "1",
                      "--format", "json"]) == 0
     written = json.loads((tmp_path / "out" / "track_0.boundaries.json").read_text())
-    assert written["peaks"]["novelty_weight"] == cfg.peaks.novelty_weight
+    assert written["settings"]["peaks"]["novelty_weight"] == cfg.peaks.novelty_weight
     assert "done 1" in capsys.readouterr().out

@@ -40,3 +40,17 @@ def test_light_modules_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_readme_python_example_runs(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    example = re.search(r"## In Python\n\n```python\n(.*?)```", text, re.S).group(1)
+    sf.write(tmp_path / "mix.mp3", np.random.default_rng(0).standard_normal(22050 * 20)
+             .astype(np.float32) * 0.1, 22050)
+    out = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("[")

@@ -139,7 +139,9 @@ def test_unwritable_output_path_is_one_clear_error(model, odd_folder, tmp_path, 
 def test_disk_full_stops_the_batch_without_torn_outputs(model, odd_folder, tmp_path, capsys,
                                                         monkeypatch):
     root, _, _ = odd_folder
-    real_write = batch.write_boundaries
+    from boundaries.data import annotations
+
+    real_write = annotations.write_boundaries
     calls = []
 
     def fill_disk_after_two(path, *args, **kwargs):
@@ -148,7 +150,7 @@ def test_disk_full_stops_the_batch_without_torn_outputs(model, odd_folder, tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "write_boundaries", fill_disk_after_two)
+    monkeypatch.setattr(annotations, "write_boundaries", fill_disk_after_two)
     out = tmp_path / "out"
     code = cli.main(["detect", str(root), "-o", str(out), "--checkpoint", str(model), "--jobs",
                      "1"])

@@ -20,17 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.atomic import atomic_path, write_text
-from boundaries.data.annotations import read_boundaries, write_boundaries
-from boundaries.detection import inference
+from boundaries.data.annotations import read_boundaries
+from boundaries.detection import OUTPUT_FORMATS
 from boundaries.errors import BoundariesError
-from boundaries.signal import timebase
 from boundaries.signal.audio import find_audio_files
 from boundaries.signal.features import file_features, limit_worker_threads
 from boundaries.train import distributed
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("txt", "lab", "jams", "json", "csv")
+FORMATS = OUTPUT_FORMATS
 # Write errors that will hit every later file too: stop the batch instead of failing each file.
 FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -107,11 +106,11 @@ def _feature_stream(jobs, cfg, n_workers):
             yield job, future.result()
 
 
-def run_detect(jobs, model, cfg, device, formats, *, threshold=None, n_tracks=None,
-               overwrite=False,
+def run_detect(jobs, detector, formats, *, threshold=None, n_tracks=None, overwrite=False,
                n_workers=1, save_activations=False, plot=False, progress=True) -> Report:
     from tqdm import tqdm
 
+    cfg = detector.cfg
     report = Report()
     todo = []
     for job in jobs:
@@ -120,7 +119,6 @@ def run_detect(jobs, model, cfg, device, formats, *, threshold=None, n_tracks=No
             report.rows.extend(_rows_from_existing(job))
         else:
             todo.append(job)
-    threshold = cfg.peaks.threshold if threshold is None else threshold
     for job, (mel, duration_s, error) in tqdm(_feature_stream(todo, cfg, n_workers),
                                               total=len(todo), desc="detect", unit="file",
                                               disable=not progress):
@@ -129,8 +127,13 @@ def run_detect(jobs, model, cfg, device, formats, *, threshold=None, n_tracks=No
             logger.error("%s", error)
             continue
         try:
-            _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold,
-                        save_activations, plot, report, n_tracks)
+            result = detector.detect_mel(mel, duration_s, source=str(job.audio_path),
+                                         threshold=threshold, n_tracks=n_tracks, keep_mel=plot)
+            _write_outputs(job, result, formats, save_activations, plot)
+            report.done.append(job)
+            report.audio_s += duration_s
+            report.rows.extend((str(job.audio_path), float(t), float(v))
+                               for t, v in zip(result.boundaries_s, result.strengths))
         except OSError as exc:
             message = (f"{job.audio_path}: cannot write outputs under {job.out_stem.parent} "
                        f"({exc.strerror}); check free space and permissions")
@@ -142,29 +145,16 @@ def run_detect(jobs, model, cfg, device, formats, *, threshold=None, n_tracks=No
     return report
 
 
-def _detect_one(job, mel, duration_s, model, cfg, device, formats, threshold, save_activations,
-                plot, report, n_tracks=None):
-    acts, times, strengths = inference.boundaries_for(model, mel, cfg, device, threshold,
-                                                      n_tracks)
-    extra = {"audio": str(job.audio_path), "threshold": threshold, "n_tracks": n_tracks,
-             "model": cfg.to_dict()["model"], "peaks": cfg.to_dict()["peaks"]}
+def _write_outputs(job, result, formats, save_activations, plot) -> None:
     for fmt in formats:
         if fmt != "csv":
-            write_boundaries(job.output(fmt), times, fmt, duration_s=duration_s,
-                             strengths=strengths, extra=extra)
+            result.save(job.output(fmt), fmt)
     if save_activations:
         npy = job.out_stem.parent / f"{job.out_stem.name}.activations.npy"
         with atomic_path(npy) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, acts)
+            np.save(handle, result.activations)
     if plot:
-        from boundaries.score.plots import plot_activation
-
-        plot_activation(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png", mel, acts,
-                        fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), est_s=times,
-                        title=job.audio_path.name)
-    report.done.append(job)
-    report.audio_s += duration_s
-    report.rows.extend((str(job.audio_path), float(t), float(s)) for t, s in zip(times, strengths))
+        result.plot(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png")
 
 
 def _rows_from_existing(job):
@@ -201,12 +191,13 @@ def merge_reports(reports) -> Report:
     return merged
 
 
-def detect_paths(inputs, out_dir, model, cfg, device, formats=("txt",), **options):
+def detect_paths(inputs, out_dir, detector, formats=("txt",), **options):
     """Plan, run and summarise a detection batch; returns the :class:`Report`.
 
     Under torchrun each rank takes every WORLD_SIZE-th file; the reports are gathered, so every
     rank returns the whole batch's report and only rank 0 writes ``boundaries.csv``."""
     started = time.perf_counter()
+    cfg = detector.cfg
     ensure_writable(out_dir)
     jobs, failed = plan_jobs(inputs, out_dir, cfg.audio.extensions)
     if not jobs and not failed:
@@ -215,7 +206,7 @@ def detect_paths(inputs, out_dir, model, cfg, device, formats=("txt",), **option
     order = {str(job.audio_path): i for i, job in enumerate(jobs)}
     mine = jobs[distributed.rank()::distributed.world_size()]
     report = merge_reports(distributed.gather_objects(
-        run_detect(mine, model, cfg, device, formats, **options)))
+        run_detect(mine, detector, formats, **options)))
     report.failed.update(failed)
     report.rows.sort(key=lambda row: (order.get(row[0], -1), row[1]))  # input order, then time
     if "csv" in formats and distributed.is_main():

@@ -214,47 +214,7 @@ def to_json(result: dict) -> str:
     return json.dumps(json_safe({**flat_metrics(result), **result}), indent=1)
 
 
-def evaluate_checkpoint(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=None,
-                        device="auto", trim=True, overrides=(), progress=True) -> dict:
-    """Score a checkpoint on every annotated file under ``data_dir`` (held-out clips).
-
-    Returns the :func:`score` dict (plus ``skipped_files``); writes JSON to ``json_path`` and, with
-    ``out_dir``, ROC/PR curve plots and one activation PNG per file.
-    """
-    import dataclasses
-
-    from boundaries.atomic import write_text
-    from boundaries.config import apply_overrides
-    from boundaries.data import corpus
-    from boundaries.errors import BoundariesError
-    from boundaries.model.checkpoints import load_model
-
-    device = inference.resolve_device(device)
-    model, cfg, _ = load_model(checkpoint, device)
-    cfg = apply_overrides(cfg, overrides)
-    cfg = cfg.replace(eval=dataclasses.replace(cfg.eval, trim=trim))
-    tracks, problems = corpus.discover(Path(data_dir).expanduser(), cfg.audio.extensions)
-    data, failed = corpus.load(tracks, cfg, progress)
-    problems.update(failed)
-    if not data:
-        raise BoundariesError(f"{data_dir}: no annotated audio files could be evaluated "
-                              f"({len(problems)} skipped)")
-    # the same path as `boundaries detect`, placement stage included
-    detections = [inference.boundaries_for(model, t.mel, cfg, device, threshold) for t in data]
-    activations = [acts for acts, _, _ in detections]
-    result = score(data, activations, cfg, peak_threshold=threshold,
-                   estimates=[(times, strengths) for _, times, strengths in detections])
-    result["checkpoint"] = str(checkpoint)
-    result["config"] = cfg.to_dict()  # the effective config this evaluation ran with
-    result["skipped_files"] = {str(k): v for k, v in problems.items()}
-    if out_dir:
-        _write_plots(Path(out_dir), data, activations, result, cfg)
-    if json_path:
-        write_text(json_path, to_json(result))
-    return result
-
-
-def _write_plots(out_dir, data, activations, result, cfg) -> None:
+def write_plots(out_dir, data, activations, result, cfg) -> None:
     from boundaries.score import plots
     from boundaries.signal import timebase
 

@@ -20,17 +20,24 @@ def _save(fig, path):
 
 
 def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title=""):
-    """Mel spectrogram above the activation curve, detected (red) and reference (green) times."""
+    """Mel spectrogram (when ``mel`` is not None) above the activation curve, detected (red) and
+    reference (green) times."""
     plt = _pyplot()
     times = np.arange(len(activations)) / fps
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5), sharex=True,
-                                      gridspec_kw={"height_ratios": [2, 1]})
-    top.imshow(mel, origin="lower", aspect="auto", cmap="magma",
-               extent=[0, len(activations) / fps, 0, mel.shape[0]])
-    top.set_ylabel("mel band")
-    top.set_title(title)
+    if mel is None:
+        fig, bottom = plt.subplots(figsize=(12, 2.5))
+        axes = (bottom,)
+        bottom.set_title(title)
+    else:
+        fig, axes = plt.subplots(2, 1, figsize=(12, 5), sharex=True,
+                                 gridspec_kw={"height_ratios": [2, 1]})
+        top, bottom = axes
+        top.imshow(mel, origin="lower", aspect="auto", cmap="magma",
+                   extent=[0, len(activations) / fps, 0, mel.shape[0]])
+        top.set_ylabel("mel band")
+        top.set_title(title)
     bottom.plot(times, activations, color="black", lw=0.8, label="activation")
-    for axis in (top, bottom):
+    for axis in axes:
         for t in ref_s:
             axis.axvline(t, color="limegreen", lw=1.5, ls="--")
         for t in est_s:

@@ -63,29 +63,103 @@ def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
 
 
 def _decode_blocks(path: Path, handle: sf.SoundFile, sr: int) -> np.ndarray:
-    mix = _downmix_matrix(handle.channels)
-    stream = soxr.ResampleStream(handle.samplerate, sr, 1, dtype="float32", quality="HQ") \
-        if handle.samplerate != sr else None
-    # One buffer of the expected output length, filled block by block: collecting the blocks and
-    # concatenating them held the signal twice (a 2-hour mix peaked 0.6 GB higher).
-    out = _OutputBuffer(int(np.ceil(max(handle.frames, 0) * sr / handle.samplerate)) + 64)
-    n_read = 0
-    try:
+    def blocks():
         while True:
             block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            yield block
+            if len(block) < BLOCK_FRAMES:
+                return
+
+    n_read = 0
+
+    def counted():
+        nonlocal n_read
+        for block in blocks():
             n_read += len(block)
-            last = len(block) < BLOCK_FRAMES
-            mono = (block @ mix)[:, 0] if len(block) else np.zeros(0, np.float32)
-            out.append(stream.resample_chunk(mono, last=last) if stream else mono)
-            if last:
-                break
+            yield block
+
+    try:
+        y = _mono_resampled(counted(), handle.channels, handle.samplerate, sr,
+                            max(handle.frames, 0))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise _fail(path, f"truncated or corrupt after {n_read / handle.samplerate:.1f} s "
                     f"({first_line(exc, 120)})", "re-export or re-download it") from None
     problem = _truncation(path, handle, n_read)
     if problem:
         raise _fail(path, f"truncated: {problem}", "re-export or re-download it")
+    return y
+
+
+def _mono_resampled(blocks, channels: int, source_sr: int, sr: int, n_frames: int) -> np.ndarray:
+    """Downmix and resample ``(frames, channels)`` float32 blocks, the last one shorter than
+    ``BLOCK_FRAMES``: the one path of both files and arrays, so they give identical samples."""
+    mix = _downmix_matrix(channels)
+    stream = soxr.ResampleStream(source_sr, sr, 1, dtype="float32", quality="HQ") \
+        if source_sr != sr else None
+    # One buffer of the expected output length, filled block by block: collecting the blocks and
+    # concatenating them held the signal twice (a 2-hour mix peaked 0.6 GB higher).
+    out = _OutputBuffer(int(np.ceil(n_frames * sr / source_sr)) + 64)
+    for block in blocks:
+        last = len(block) < BLOCK_FRAMES
+        mono = (block @ mix)[:, 0] if len(block) else np.zeros(0, np.float32)
+        out.append(stream.resample_chunk(mono, last=last) if stream else mono)
     return out.result()
+
+
+def audio_from_array(y, sr_in: int, sr: int = DEFAULT_SR) -> np.ndarray:
+    """Mono float32 at ``sr`` Hz from an array, exactly as :func:`load_audio` gives it from a file
+    holding the same float32 samples.
+
+    Parameters
+    ----------
+    y : np.ndarray or torch.Tensor [shape=(n_samples,) or (n_samples, channels) or
+        (channels, n_samples)]
+        Samples, float or integer PCM (integers are scaled to [-1, 1) as soundfile does).
+        Two-dimensional input is read as channels along the shorter axis (at most 8 channels).
+    sr_in : int > 0
+        The sample rate of ``y``.
+    sr : int > 0
+        The target rate.
+
+    Raises
+    ------
+    ValueError
+        A rate that is not a positive integer, a shape that is not mono or multichannel, an
+        empty array, or NaN or infinite samples.
+    """
+    if isinstance(sr_in, bool) or not isinstance(sr_in, (int, np.integer)) or sr_in <= 0:
+        raise ValueError(f"sr={sr_in!r}: give the array's sample rate in Hz as a positive "
+                         "integer, e.g. sr=44100")
+    if hasattr(y, "detach"):  # a torch tensor
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if np.issubdtype(y.dtype, np.integer):
+        y = y.astype(np.float32) / float(-np.iinfo(y.dtype).min)
+    elif not np.issubdtype(y.dtype, np.floating):
+        raise ValueError(f"audio of dtype {y.dtype}: give float or integer PCM samples")
+    frames = _as_frames_by_channels(y.astype(np.float32, copy=False))
+    if len(frames) < MIN_SAMPLES * sr_in / sr:
+        raise ValueError(f"audio of {len(frames)} samples at {sr_in} Hz: too short (under one "
+                         "frame); give at least 25 ms")
+    if not np.isfinite(frames).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    blocks = [frames[i:i + BLOCK_FRAMES] for i in range(0, len(frames), BLOCK_FRAMES)]
+    if len(blocks[-1]) == BLOCK_FRAMES:  # the file reader ends on a short (maybe empty) block
+        blocks.append(frames[:0])
+    return _mono_resampled(blocks, frames.shape[1], int(sr_in), sr, len(frames))
+
+
+MAX_CHANNELS = 8
+
+
+def _as_frames_by_channels(y: np.ndarray) -> np.ndarray:
+    """``(frames, channels)`` from a mono or multichannel array in either orientation."""
+    if y.ndim == 1:
+        return y[:, None]
+    if y.ndim == 2 and min(y.shape) <= MAX_CHANNELS and y.shape[0] != y.shape[1]:
+        return np.ascontiguousarray(y if y.shape[1] < y.shape[0] else y.T)
+    raise ValueError(f"audio of shape {y.shape}: give (n_samples,) for mono, or (n_samples, "
+                     f"channels) / (channels, n_samples) with at most {MAX_CHANNELS} channels")
 
 
 class _OutputBuffer:

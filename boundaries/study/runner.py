@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from boundaries.atomic import write_text
-from boundaries.config import config_from_dict, merge_dicts
+from boundaries.config import load_config
 from boundaries.detection.inference import resolve_device
 from boundaries.errors import ConfigError
 from boundaries.model.checkpoints import load_model
@@ -97,20 +97,8 @@ def parse_strategies(spec: dict, only=None) -> list:
     return rows
 
 
-def _nested(flat: dict) -> dict:
-    """``{"loss.kind": "bce"}`` -> ``{"loss": {"kind": "bce"}}``."""
-    out = {}
-    for key, value in flat.items():
-        nested = value
-        for part in reversed(key.split(".")):
-            nested = {part: nested}
-        out = merge_dicts(out, nested)
-    return out
-
-
 def row_config(cfg, *overrides: dict, seed: int):
-    return config_from_dict(merge_dicts(cfg.to_dict(), *(_nested(o) for o in overrides),
-                                        {"train": {"seed": seed}}))
+    return load_config(base=cfg, layers=[*overrides, {"train.seed": seed}])
 
 
 # ---------------------------------------------------------------- one row

@@ -278,6 +278,7 @@ class Trainer:
         tuned, activations = evaluation.tune(self.model, self.val_data, self.cfg, self.device)
         state["config"] = tuned.to_dict()
         save_checkpoint(best_path, state)
+        save_config(tuned, self.run_dir / "config.yaml")  # agrees with best.pt, the one source
         result = evaluation.score(self.val_data, activations, tuned)
         final = {"best_epoch": state["best_epoch"], "epochs_run": self.epoch,
                  "checkpoint": str(best_path), "class_weight": list(self.criterion.class_weight),

@@ -1,0 +1,237 @@
+"""What users import: :func:`detect`, :class:`Detector` and :class:`Result`.
+
+``Detector`` is the one object that turns audio into boundaries: ``boundaries detect`` (folders,
+torchrun shards), ``evaluate.py``, ``boundaries tune`` and the accuracy benchmark all go through
+it. Seconds at the edges, frames inside: a ``Result`` speaks seconds, the activations come with
+their ``fps``.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from boundaries.errors import BoundariesError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default.pt"
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Boundaries found in one recording.
+
+    Attributes
+    ----------
+    boundaries_s : np.ndarray [shape=(n_boundaries,), dtype=float64]
+        Boundary times in seconds, sorted.
+    strengths : np.ndarray [shape=(n_boundaries,)]
+        Each boundary's strength: the activation minus its local mean (not a probability).
+    activations : np.ndarray [shape=(n_frames,), dtype=float32]
+        The detector's per-frame activation, in [0, 1]; frame ``i`` is at ``i / fps`` s.
+    fps : float
+        Frames per second of ``activations`` (sr / hop_length, about 43.07).
+    duration_s : float
+        Length of the audio in seconds.
+    model_id : str
+        sha256 of the checkpoint file that made the result.
+    source : str or None
+        The audio file's path as given, or None for an array.
+    settings : dict
+        The decoding actually used (threshold, n_tracks) and the peak-picking settings.
+    """
+    boundaries_s: np.ndarray
+    strengths: np.ndarray
+    activations: np.ndarray
+    fps: float
+    duration_s: float
+    model_id: str
+    source: str | None = None
+    settings: dict = field(default_factory=dict)
+    mel: np.ndarray | None = field(default=None, repr=False)  # kept only with keep_mel=True
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data (times and strengths rounded to the millisecond / 1e-4)."""
+        from boundaries import __version__
+
+        return {"source": self.source,
+                "source_absolute": str(Path(self.source).resolve()) if self.source else None,
+                "boundaries_s": [round(float(t), 3) for t in self.boundaries_s],
+                "strengths": [round(float(s), 4) for s in self.strengths],
+                "strength_meaning": "activation minus its local mean at the boundary; not a "
+                                    "probability",
+                "duration_s": round(float(self.duration_s), 3), "fps": self.fps,
+                "model_id": self.model_id, "boundaries_version": __version__,
+                "settings": self.settings}
+
+    def save(self, path, fmt: str | None = None) -> Path:
+        """Write the boundaries atomically as ``txt``, ``lab``, ``jams``, ``json`` (or the format
+        the suffix of ``path`` names). Returns the path written."""
+        from boundaries.data.annotations import write_boundaries
+
+        path = Path(path)
+        fmt = fmt or path.suffix.lstrip(".").lower()
+        if fmt not in SAVE_FORMATS:
+            raise ValueError(f"{path}: format {fmt!r} unknown; choose from "
+                             f"{', '.join(SAVE_FORMATS)}")
+        write_boundaries(path, self.boundaries_s, fmt, duration_s=self.duration_s,
+                         strengths=self.strengths, extra=self.to_dict())
+        return path
+
+    def plot(self, path, reference_s=()) -> Path:
+        """A PNG of the activation with the boundaries (and the log-mel above it when the result
+        kept it: ``detect(..., keep_mel=True)``)."""
+        from boundaries.score.plots import plot_activation
+
+        plot_activation(path, self.mel, self.activations, fps=self.fps, est_s=self.boundaries_s,
+                        ref_s=reference_s, title=Path(self.source).name if self.source else "")
+        return Path(path)
+
+
+SAVE_FORMATS = ("txt", "lab", "jams", "json")
+
+
+class Detector:
+    """A trained boundary detector, loaded once.
+
+    Parameters
+    ----------
+    checkpoint : str or Path, optional
+        A checkpoint written by ``train.py`` or ``boundaries export``; default: the shipped model
+        (the track-change detector of MODEL_CARD.md).
+    device : str
+        ``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+    overrides : list of str
+        ``KEY=VALUE`` settings layered over the checkpoint's (e.g. ``peaks.min_distance_s=20``).
+
+    Examples
+    --------
+    >>> det = boundaries.Detector()
+    >>> for result in det.detect_many(["a.mp3", "b.flac"]):
+    ...     print(result.source, result.boundaries_s)
+    """
+
+    def __init__(self, checkpoint=None, device: str = "auto", overrides=()):
+        from boundaries.config import apply_overrides
+        from boundaries.detection.inference import resolve_device
+        from boundaries.model.checkpoints import load_model
+
+        path = Path(checkpoint) if checkpoint else DEFAULT_MODEL
+        if checkpoint is None and not path.exists():
+            raise BoundariesError(f"{path}: the shipped model is missing (an incomplete "
+                                  "install?); reinstall boundaries or pass a checkpoint")
+        self.device = resolve_device(device)
+        self.model, cfg, self.state = load_model(path, self.device)
+        self.cfg = apply_overrides(cfg, list(overrides))
+        self.checkpoint = path
+        self.model_id = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    @classmethod
+    def from_checkpoint(cls, path, device: str = "auto", overrides=()) -> "Detector":
+        """The detector saved in ``path`` (``runs/NAME/best.pt`` or an exported model)."""
+        return cls(path, device, overrides)
+
+    @property
+    def sr(self) -> int:
+        """The sample rate the model's features are computed at (22050 Hz)."""
+        return self.cfg.audio.sr
+
+    @property
+    def fps(self) -> float:
+        from boundaries.signal import timebase
+
+        return timebase.fps(self.cfg.audio.sr, self.cfg.features.hop_length)
+
+    def log_mel(self, audio, sr=None) -> tuple:
+        """``(log-mel [n_mels, n_frames], duration_s)`` of a file path or an array at ``sr``."""
+        from boundaries.signal.audio import audio_from_array, load_audio
+        from boundaries.signal.features import log_mel
+
+        if isinstance(audio, (str, Path)):
+            if sr is not None:
+                raise ValueError("sr= is for arrays; a file's rate is read from the file")
+            y = load_audio(audio, sr=self.sr)
+        else:
+            if sr is None:
+                raise ValueError("an array needs its sample rate: detect(y, sr=44100)")
+            y = audio_from_array(audio, sr, self.sr)
+        return log_mel(y, sr=self.sr, **vars(self.cfg.features)), len(y) / self.sr
+
+    def detect(self, audio, sr=None, *, threshold=None, n_tracks=None,
+               keep_mel=False) -> Result:
+        """Boundaries of one recording.
+
+        Parameters
+        ----------
+        audio : str, Path, np.ndarray or torch.Tensor
+            An audio file (any format :func:`boundaries.signal.audio.load_audio` reads), or
+            samples of shape (n_samples,), (n_samples, channels) or (channels, n_samples).
+        sr : int, optional
+            The array's sample rate (any rate; resampled exactly as a file is). Not for files.
+        threshold : float, optional
+            Peak threshold on the strength (default: the one tuned on validation).
+        n_tracks : int, optional
+            The recording holds this many tracks: exactly ``n_tracks - 1`` crossovers.
+        keep_mel : bool
+            Keep the log-mel on the result (for :meth:`Result.plot`).
+        """
+        mel, duration_s = self.log_mel(audio, sr)
+        source = str(audio) if isinstance(audio, (str, Path)) else None
+        return self.detect_mel(mel, duration_s, source=source, threshold=threshold,
+                               n_tracks=n_tracks, keep_mel=keep_mel)
+
+    def detect_mel(self, mel, duration_s, *, source=None, threshold=None, n_tracks=None,
+                   keep_mel=False) -> Result:
+        """Boundaries from a log-mel computed with this detector's settings (see
+        :meth:`log_mel`): what folder batches use, whose workers compute the features."""
+        from boundaries.detection.inference import boundaries_for
+
+        _check_decoding(threshold, n_tracks)
+        acts, times, strengths = boundaries_for(self.model, mel, self.cfg, self.device,
+                                                threshold, n_tracks)
+        used = self.cfg.peaks.threshold if threshold is None else float(threshold)
+        settings = {"threshold": used, "n_tracks": n_tracks,
+                    "peaks": {**vars(self.cfg.peaks), "threshold": used}}
+        return Result(np.asarray(times, dtype=np.float64), np.asarray(strengths), acts,
+                      self.fps, float(duration_s), self.model_id, source, settings,
+                      mel if keep_mel else None)
+
+    def detect_many(self, paths, *, on_error: str = "raise", **options):
+        """Yield a :class:`Result` per file, the model loaded once. ``on_error="skip"`` logs a
+        file that cannot be read (one line) and goes on; ``"raise"`` stops at it."""
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error={on_error!r}: choose raise or skip")
+        for path in paths:
+            try:
+                yield self.detect(path, **options)
+            except BoundariesError as exc:
+                if on_error == "raise":
+                    raise
+                logger.error("skipped: %s", exc)
+
+
+def _check_decoding(threshold, n_tracks) -> None:
+    if threshold is not None and not np.isfinite(threshold):
+        raise ValueError(f"threshold={threshold}: give a finite number")
+    if n_tracks is not None and (isinstance(n_tracks, bool) or int(n_tracks) != n_tracks
+                                 or n_tracks < 1):
+        raise ValueError(f"n_tracks={n_tracks!r}: a recording holds at least 1 track")
+
+
+_DEFAULT = {}
+
+
+def detect(audio, sr=None, *, checkpoint=None, device: str = "auto", **options) -> Result:
+    """Boundaries of one recording with the shipped model (or ``checkpoint``), loaded once per
+    process and reused by later calls. See :meth:`Detector.detect` for the options.
+
+    >>> result = boundaries.detect("mix.mp3")
+    >>> result.boundaries_s
+    """
+    key = (str(checkpoint), device)
+    if key not in _DEFAULT:
+        _DEFAULT[key] = Detector(checkpoint, device)
+    return _DEFAULT[key].detect(audio, sr, **options)

@@ -1,0 +1,177 @@
+"""The jobs the ``boundaries`` command (and ``train.py`` / ``evaluate.py``) runs: train, evaluate,
+tune, detect over folders, the imbalance study and export. ``cli.py`` only parses arguments and
+prints; every model load and every audio -> boundaries step happens here through
+:class:`boundaries.api.Detector`.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from boundaries.errors import BoundariesError
+
+logger = logging.getLogger("boundaries")
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def base_config_paths() -> list:
+    """configs/base.yaml in a repository checkout; the dataclass defaults (equal to it)
+    otherwise."""
+    base = REPO_CONFIGS / "base.yaml"
+    return [base] if base.exists() else []
+
+
+def training_config(config_paths=None, overrides=(), *, data=None, val_data=None, device=None,
+                    layers=()):
+    """The training config: YAML files (default configs/base.yaml), ``layers`` (mappings, e.g. a
+    study's settings), then ``--data``/``--val-data``/``--device`` and ``--set`` overrides."""
+    from boundaries.config import load_config
+
+    overrides = list(overrides)
+    if data:
+        overrides.append(f"data.train_dir={os.path.abspath(data)}")
+    if val_data:
+        overrides.append(f"data.val_dir={os.path.abspath(val_data)}")
+    if device:
+        overrides.append(f"train.device={device}")
+    return load_config(config_paths or base_config_paths(), overrides, layers=layers)
+
+
+def train(cfg, run_dir, *, resume=False, progress=True) -> dict:
+    """Train and tune a detector into ``run_dir`` (best.pt, config.yaml, metrics.json)."""
+    from boundaries.train.loop import train as run_training
+
+    return run_training(cfg, run_dir, resume=resume, progress=progress)
+
+
+def load_annotated(data_dir, cfg, progress=True) -> tuple:
+    """``(tracks, skipped)``: the annotated audio under ``data_dir`` as log-mel + boundaries, and
+    ``{path: one-line reason}`` for each file left out."""
+    from boundaries.data import corpus
+
+    tracks, problems = corpus.discover(Path(data_dir).expanduser(), cfg.audio.extensions)
+    data, failed = corpus.load(tracks, cfg, progress)
+    problems.update(failed)
+    return data, {str(k): v for k, v in problems.items()}
+
+
+def evaluate(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=None,
+             device="auto", trim=True, overrides=(), progress=True) -> dict:
+    """Score a checkpoint on every annotated file under ``data_dir`` (held-out clips).
+
+    Returns :func:`boundaries.score.evaluation.score`'s dict plus ``checkpoint``, ``config`` and
+    ``skipped_files``; writes it as JSON to ``json_path`` and, with ``out_dir``, ROC/PR curves
+    and one activation PNG per file.
+    """
+    from boundaries.api import Detector
+    from boundaries.atomic import write_text
+    from boundaries.score import evaluation
+
+    detector = Detector(checkpoint, device, [*overrides, f"eval.trim={trim}"])
+    data, skipped = load_annotated(data_dir, detector.cfg, progress)
+    if not data:
+        raise BoundariesError(f"{data_dir}: no annotated audio files could be evaluated "
+                              f"({len(skipped)} skipped)")
+    results = [detector.detect_mel(t.mel, t.duration_s, source=str(t.audio_path),
+                                   threshold=threshold) for t in data]
+    result = evaluation.score(data, [r.activations for r in results], detector.cfg,
+                              peak_threshold=threshold,
+                              estimates=[(r.boundaries_s, r.strengths) for r in results])
+    result.update(checkpoint=str(checkpoint), model_id=detector.model_id,
+                  config=detector.cfg.to_dict(), skipped_files=skipped)
+    if out_dir:
+        evaluation.write_plots(Path(out_dir), data, [r.activations for r in results], result,
+                               detector.cfg)
+    if json_path:
+        write_text(json_path, evaluation.to_json(result))
+    return result
+
+
+def tune(checkpoint, data_dir, out, *, device="auto", progress=True) -> tuple:
+    """Re-tune a checkpoint's decoding on a validation folder into a new checkpoint ``out``;
+    returns ``(tuned_cfg, validation_result, skipped)``."""
+    from boundaries.api import Detector
+    from boundaries.model.checkpoints import save_checkpoint
+    from boundaries.score import evaluation
+
+    if Path(out).resolve() == Path(checkpoint).resolve():
+        raise BoundariesError(f"{out}: would replace the checkpoint it tunes; pick another")
+    detector = Detector(checkpoint, device)
+    data, skipped = load_annotated(data_dir, detector.cfg, progress)
+    if not data:
+        raise BoundariesError(f"{data_dir}: no annotated audio files to tune on")
+    tuned, activations = evaluation.tune(detector.model, data, detector.cfg, detector.device)
+    state = {**{k: v for k, v in detector.state.items() if k != "format"},
+             "config": tuned.to_dict()}
+    if getattr(detector.model, "placement", "absent") is None:  # tuning switched placement off
+        state.pop("placement", None)
+    save_checkpoint(out, state)
+    return tuned, evaluation.score(data, activations, tuned), skipped
+
+
+def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshold=None,
+                  n_tracks=None, jobs=2, overwrite=False, save_activations=False, plot=False,
+                  device="auto", overrides=(), progress=True):
+    """``boundaries detect``: every audio file under ``paths`` -> outputs under ``out_dir``
+    (torchrun shards the files over ranks); returns the batch's
+    :class:`boundaries.detection.batch.Report`."""
+    import torch
+
+    from boundaries.api import Detector
+    from boundaries.detection.batch import FORMATS, detect_paths
+    from boundaries.train import distributed
+
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise BoundariesError(f"--format {','.join(formats)}: unknown format(s) {unknown}; "
+                              f"choose from {','.join(FORMATS)}")
+    if jobs < 1:
+        raise BoundariesError(f"--jobs {jobs}: must be at least 1")
+    if n_tracks is not None and n_tracks < 1:
+        raise BoundariesError(f"--n-tracks {n_tracks}: a file holds at least 1 track")
+    torch.set_num_threads(1)
+    if device in ("auto", "cuda") and torch.cuda.is_available() and distributed.world_size() > 1:
+        device = f"cuda:{distributed.local_rank()}"  # torchrun: one GPU per rank
+    detector = Detector(checkpoint, device, overrides)
+    distributed.init(detector.device)
+    try:
+        return detect_paths(paths, out_dir, detector, formats, threshold=threshold,
+                            n_tracks=n_tracks, overwrite=overwrite, n_workers=jobs,
+                            save_activations=save_activations, plot=plot, progress=progress)
+    finally:
+        distributed.cleanup()
+
+
+def study(config_path, out_dir, *, data=None, strategies=None, repeats=1, overrides=()):
+    """Compare imbalance strategies on one split; returns one result dict per row."""
+    import torch
+
+    from boundaries.study.runner import parse_strategies, read_study_config, run_study
+
+    if repeats < 1:
+        raise BoundariesError(f"--repeats {repeats}: must be at least 1")
+    torch.set_num_threads(1)
+    spec = read_study_config(config_path)
+    rows = parse_strategies(spec["strategies"], strategies)
+    overrides = list(overrides)
+    if data:
+        data = Path(data)
+        if (data / "train").is_dir() and (data / "val").is_dir():
+            overrides += [f"data.train_dir={data.resolve() / 'train'}",
+                          f"data.val_dir={data.resolve() / 'val'}"]
+        else:
+            overrides.append(f"data.train_dir={data.resolve()}")
+    # base.yaml, then the study's own training settings, then --data and --set
+    cfg = training_config(None, overrides, layers=[spec.get("config") or {}])
+    return run_study(cfg, spec, rows, out_dir, repeats)
+
+
+def export(checkpoint, out) -> int:
+    """Strip a checkpoint to a model to ship; returns the bytes written."""
+    from boundaries.model.checkpoints import export_model
+
+    if Path(out).resolve() == Path(checkpoint).resolve():
+        raise BoundariesError(f"{out}: the export would replace its own source; pick another "
+                              "path")
+    return export_model(checkpoint, out)
