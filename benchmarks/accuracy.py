@@ -32,7 +32,7 @@ from boundaries.detection import inference
 from boundaries.model import boosted, track_detector
 from boundaries.model.checkpoints import load_model
 from boundaries.score import evaluation
-from boundaries.signal import novelty, timebase
+from boundaries.signal import novelty
 from boundaries.train import track_change
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def tune_foote(val_data, cfg, fps):
 def ablation_detectors(mixes, detector, cfg, splits, log=print):
     """``(name, activations_fn, tuned_cfg)`` for the ablation rows, trained on ``train/`` with
     the shipped embedding and tuned on ``val/``."""
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     train = load_split(mixes / "train", cfg)
     X, y, _, names = track_change.table(train, detector.embed_model, fps)
     embed_cols = np.array([n.startswith("embed@") for n in names])
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     detector, cfg, _ = load_model(args.checkpoint)
     previous, previous_cfg, _ = load_model(args.previous)
     splits = {s: load_split(mixes / s, cfg) for s in ("val", "test")}
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     foote_cfg, kernel = tune_foote(splits["val"], previous_cfg, fps)
     entries = [
         ("track-change detector (shipped)", detector.frame_activations, cfg, detector.refine),

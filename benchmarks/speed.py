@@ -27,7 +27,7 @@ from boundaries.detection import inference
 from boundaries.model.checkpoints import load_model
 from boundaries.recipes.mixes import write_audio
 from boundaries.recipes.synthetic import make_clip
-from boundaries.signal import novelty, timebase
+from boundaries.signal import novelty
 from boundaries.signal.audio import load_audio
 from boundaries.signal.features import log_mel
 
@@ -79,7 +79,7 @@ def best_of(fn, repeats=3):
 
 
 def stage_times(path: Path, model, cfg, repeats) -> dict:
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     decode_s, native = best_of(lambda: sf.read(path, dtype="float32")[0], repeats)
     mono = native.mean(axis=1)
     resample_s, y = best_of(lambda: soxr.resample(mono, SR_IN, cfg.audio.sr, quality="HQ"),
@@ -106,7 +106,7 @@ def warm_up(model, cfg) -> None:
     y = np.random.default_rng(0).standard_normal(cfg.audio.sr * 5).astype(np.float32) * 0.1
     mel = log_mel(y, sr=cfg.audio.sr, **vars(cfg.features))
     inference.activations_for(model, mel, cfg, "cpu")
-    novelty.foote_activations(mel, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length))
+    novelty.foote_activations(mel, fps=cfg.fps)
 
 
 def detect_end_to_end(folder: Path, checkpoint, jobs: int) -> tuple:

@@ -141,9 +141,8 @@ class Detector:
 
     @property
     def fps(self) -> float:
-        from boundaries.signal import timebase
 
-        return timebase.fps(self.cfg.audio.sr, self.cfg.features.hop_length)
+        return self.cfg.fps
 
     def log_mel(self, audio, sr=None) -> tuple:
         """``(log-mel [n_mels, n_frames], duration_s)`` of a file path or an array at ``sr``."""

@@ -249,6 +249,13 @@ class Config:
         _check(self.features.fmax <= self.audio.sr / 2, "features.fmax",
                f"must be <= audio.sr / 2 = {self.audio.sr / 2}")
 
+    @property
+    def fps(self) -> float:
+        """Frames per second of the features (sr / hop_length)."""
+        from boundaries.signal import timebase
+
+        return timebase.fps(self.audio.sr, self.features.hop_length)
+
     def to_dict(self) -> dict:
         """Plain nested dict (tuples as lists), safe for YAML, JSON and checkpoints."""
         return _plain(dataclasses.asdict(self))

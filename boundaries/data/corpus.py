@@ -17,7 +17,6 @@ import numpy as np
 from boundaries.data import labels
 from boundaries.data.annotations import find_annotation, read_boundaries
 from boundaries.errors import BoundariesError
-from boundaries.signal import timebase
 from boundaries.signal.audio import find_audio_files
 from boundaries.signal.features import FeatureCache, load_features
 
@@ -164,6 +163,3 @@ def default_data_dir(cfg) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
-
-def frames_per_second(cfg) -> float:
-    return timebase.fps(cfg.audio.sr, cfg.features.hop_length)

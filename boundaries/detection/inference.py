@@ -100,7 +100,7 @@ def blend_novelty(acts, mel, cfg, weight=None) -> np.ndarray:
         return acts
     from boundaries.signal.novelty import foote_activations
 
-    novelty = foote_activations(mel, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length),
+    novelty = foote_activations(mel, fps=cfg.fps,
                                 kernel_s=cfg.peaks.novelty_kernel_s)
     return ((1 - weight) * acts + weight * novelty).astype(np.float32)
 
@@ -108,7 +108,7 @@ def blend_novelty(acts, mel, cfg, weight=None) -> np.ndarray:
 def detect(activations, cfg, threshold=None):
     """``(times_s, strengths)`` from activations with the config's peak picking."""
     p = cfg.peaks
-    return peaks.pick_peaks(activations, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length),
+    return peaks.pick_peaks(activations, fps=cfg.fps,
                             threshold=p.threshold if threshold is None else threshold,
                             max_window_s=p.max_window_s, avg_before_s=p.avg_before_s,
                             avg_after_s=p.avg_after_s, min_distance_s=p.min_distance_s,
@@ -124,7 +124,7 @@ def decode(activations, cfg, threshold=None, n_tracks=None):
     if n_tracks is None:
         return detect(activations, cfg, threshold)
     return peaks.best_k_peaks(
-        activations, fps=timebase.fps(cfg.audio.sr, cfg.features.hop_length), k=n_tracks - 1,
+        activations, fps=cfg.fps, k=n_tracks - 1,
         min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),
         edge_s=KNOWN_K_EDGE_S)
 

@@ -11,10 +11,6 @@ import numpy as np
 from boundaries.signal import timebase
 
 
-def _frames(seconds: float, fps: float) -> int:
-    return max(0, int(round(seconds * fps)))
-
-
 def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float = 6.0,
                avg_before_s: float = 12.0, avg_after_s: float = 6.0,
                min_distance_s: float = 0.0, subtract_local_mean: bool = True):
@@ -50,9 +46,9 @@ def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float
         raise ValueError(f"activations must be 1-D, got shape {x.shape}")
     if x.size == 0:
         return np.zeros(0), np.zeros(0)
-    w = max(1, _frames(max_window_s, fps))
-    before, after = _frames(avg_before_s, fps), max(1, _frames(avg_after_s, fps))
-    wait = max(w, _frames(min_distance_s, fps))
+    w = timebase.frames_in(max_window_s, fps, 1)
+    before, after = timebase.frames_in(avg_before_s, fps), timebase.frames_in(avg_after_s, fps, 1)
+    wait = max(w, timebase.frames_in(min_distance_s, fps))
     # librosa's windows are half-open [n - pre, n + post): +1 makes them symmetric and inclusive.
     # librosa's kernel takes delta as float32 and keeps x >= mean + delta; "strictly above" is
     # applied here, so a flat stretch (x == mean) never yields a boundary at threshold 0.
@@ -87,8 +83,8 @@ def best_k_peaks(activations, *, fps: float, k: int, min_distance_s: float,
     strengths : np.ndarray [shape=(m,)], the activations there
     """
     x = np.asarray(activations, dtype=np.float64)
-    gap = max(1, _frames(min_distance_s, fps))
-    lo, hi = _frames(edge_s, fps), len(x) - _frames(edge_s, fps)
+    gap = timebase.frames_in(min_distance_s, fps, 1)
+    lo, hi = timebase.frames_in(edge_s, fps), len(x) - timebase.frames_in(edge_s, fps)
     if k <= 0 or hi <= lo:
         return np.zeros(0), np.zeros(0)
     score = np.full(len(x), -np.inf)

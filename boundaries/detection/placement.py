@@ -16,6 +16,7 @@ detection moves to the best-scoring frame.
 import numpy as np
 
 from boundaries.model import boosted
+from boundaries.signal import timebase
 from boundaries.signal.descriptors import LOW_BANDS, pooled_views, window_descriptors
 
 POOL = 2  # mel frames per placement frame: 46 ms
@@ -33,7 +34,7 @@ class LocalFrames:
         self.fps = fps / POOL
         self.z, self.mfcc, level, self.flux = pooled_views(mel_db, POOL)
         self.level = level - np.median(level)
-        self.widths = [max(1, int(round(w * self.fps))) for w in WINDOWS_S]
+        self.widths = [timebase.frames_in(w, self.fps, 1) for w in WINDOWS_S]
 
     def _local(self, idx: np.ndarray) -> np.ndarray:
         """Short-window descriptors of frames ``idx`` (contiguous), from a slice wide enough
@@ -52,8 +53,8 @@ class LocalFrames:
     def rows(self, t0_s: float):
         """``(frame_times_s, X)`` for the frames within +-SEARCH_S of ``t0_s``."""
         n = self.z.shape[1]
-        centre = int(round(t0_s * self.fps))
-        half = int(round(SEARCH_S * self.fps))
+        centre = timebase.frames_in(t0_s, self.fps)
+        half = timebase.frames_in(SEARCH_S, self.fps)
         idx = np.arange(max(0, centre - half), min(n, centre + half + 1))
         if idx.size == 0:
             return np.zeros(0), np.zeros((0, 7 * len(WINDOWS_S) + 7), dtype=np.float32)

@@ -16,7 +16,7 @@ import torch
 from scipy.ndimage import maximum_filter1d
 
 from boundaries.model import boosted, embedding
-from boundaries.signal import descriptors, timebase
+from boundaries.signal import descriptors
 
 EMBED_WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
 TARGET_RADIUS_S = 1.0
@@ -145,6 +145,6 @@ def _arrays(tensors: dict) -> dict:
 
 
 def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
                                           cfg.track.placement_sigma_s)

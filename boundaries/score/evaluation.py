@@ -216,13 +216,12 @@ def to_json(result: dict) -> str:
 
 def write_plots(out_dir, data, activations, result, cfg) -> None:
     from boundaries.score import plots
-    from boundaries.signal import timebase
 
     truth = [frame_labels(t, cfg) for t in data]
     probs, labels_all = np.concatenate(activations), np.concatenate(truth)
     plots.plot_curves(out_dir / "roc.png", out_dir / "pr.png",
                       {"model": (probs, labels_all), "naive": (np.zeros_like(probs), labels_all)})
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     for track, acts, row in zip(data, activations, result["per_file"]):
         plots.plot_activation(out_dir / f"{track.audio_path.stem}.activation.png", track.mel, acts,
                               fps=fps, est_s=row["estimates_s"], ref_s=track.times_s,

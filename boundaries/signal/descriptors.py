@@ -15,6 +15,7 @@ distance).
 
 import numpy as np
 
+from boundaries.signal import timebase
 from boundaries.signal.novelty import mfcc_from_mel_db, novelty_curve
 
 POOL = 10  # mel frames per descriptor frame: 10 x 512 / 22050 = 0.232 s
@@ -122,13 +123,13 @@ def compute_descriptors(mel_db: np.ndarray, *, fps: float, pool: int = POOL):
     z_mel, mfcc, level, flux = pooled_views(mel_db, pool)
     columns, names = [], []
     for window_s in WINDOWS_S:
-        width = max(1, int(round(window_s * pooled_fps)))
+        width = timebase.frames_in(window_s, pooled_fps, 1)
         for key, value in window_descriptors(z_mel, mfcc, level, flux, width).items():
             columns.append(value)
             names.append(f"{key}@{window_s:g}")
     unit = mfcc / (np.linalg.norm(mfcc, axis=0, keepdims=True) + 1e-8)
     for kernel_s in FOOTE_KERNELS_S:
-        columns.append(novelty_curve(unit, max(1, int(round(kernel_s / 2 * pooled_fps)))))
+        columns.append(novelty_curve(unit, timebase.frames_in(kernel_s / 2, pooled_fps, 1)))
         names.append(f"foote@{kernel_s:g}")
     values, names = relative_to_median(np.vstack(columns), names)
     edge_s = np.minimum(np.arange(len(level)), np.arange(len(level))[::-1]) / pooled_fps

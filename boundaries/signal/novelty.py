@@ -19,6 +19,8 @@ import numpy as np
 from scipy.fft import dct
 from scipy.ndimage import correlate1d
 
+from boundaries.signal import timebase
+
 
 def checkerboard_taper(half_width: int) -> np.ndarray:
     """v[a] = sign(a) * Gaussian(a), a in [-half_width, half_width] (sigma = half_width / 2)."""
@@ -55,9 +57,9 @@ def foote_activations(mel_db: np.ndarray, *, fps: float, block_s: float = 0.5,
                       kernel_s: float = 16.0) -> np.ndarray:
     """Novelty scaled to [0, 1] per file, one value per mel frame (linear interpolation), so it
     goes through the same peak picking and frame metrics as the CNN's activations."""
-    block = max(1, int(round(block_s * fps)))
+    block = timebase.frames_in(block_s, fps, 1)
     features = block_features(mel_db, block)
-    half_width = max(1, int(round(kernel_s / 2 / (block / fps))))
+    half_width = timebase.frames_in(kernel_s / 2, fps / block, 1)
     novelty = novelty_curve(features, half_width)
     novelty = novelty / (novelty.max() + 1e-12)
     centres = (np.arange(len(novelty)) + 0.5) * block

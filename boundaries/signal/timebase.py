@@ -30,4 +30,10 @@ def time_to_frames(times_s, *, sr: int, hop_length: int) -> np.ndarray:
 
 def seconds_to_frame_count(seconds: float, *, sr: int, hop_length: int) -> int:
     """A duration in seconds -> a whole number of frames (at least 0)."""
-    return max(0, int(round(seconds * sr / hop_length)))
+    return frames_in(seconds, fps(sr, hop_length))
+
+
+def frames_in(seconds: float, fps: float, at_least: int = 0) -> int:
+    """A duration (or a time) in seconds -> the nearest whole number of frames at ``fps``, at
+    least ``at_least``: the one rounding of seconds into frames, also for pooled frame rates."""
+    return max(at_least, int(round(seconds * fps)))

@@ -101,7 +101,7 @@ def frame_features(mel: np.ndarray, fps: float, windows_s=(1.0, 4.0),
     bands = (bands - bands.mean(axis=1, keepdims=True)) / (bands.std(axis=1, keepdims=True) + 1e-6)
     columns = []
     for w in windows_s:
-        before, after = _window_means(bands, max(1, int(round(w * fps))))
+        before, after = _window_means(bands, timebase.frames_in(w, fps, 1))
         diff = after - before
         cosine = 1 - np.sum(before * after, axis=0) / (
             np.linalg.norm(before, axis=0) * np.linalg.norm(after, axis=0) + 1e-9)
@@ -114,7 +114,7 @@ def training_frames(data, cfg, *, stride: int, max_frames: int, seed: int,
                     windows_s=(1.0, 4.0)):
     """Features and labels of every ``stride``-th training frame; a uniform random subsample of
     at most ``max_frames`` (the class ratio kept) bounds the memory of kNN samplers."""
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     xs, ys = [], []
     for track in data:
         truth = frame_labels(track, cfg).astype(np.int64)
@@ -139,7 +139,7 @@ def fit(x, y, sampler_name: str, classifier_name: str, seed: int):
 
 def validation_features(data, cfg, windows_s=(1.0, 4.0)) -> list:
     """Frame features of every frame of every file (nothing resampled, nothing dropped)."""
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     return [frame_features(t.mel, fps, windows_s) for t in data]
 
 

@@ -336,7 +336,7 @@ def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:
                 "%.0fk parameters, context +-%.1f s", trainer.criterion.describe(),
                 cfg.sampling.strategy, len(trainer.dataset), trainer.dataset.has_boundary.sum(),
                 trainer.device, sum(p.numel() for p in trainer.model.parameters()) / 1e3,
-                trainer.model.context_frames / corpus.frames_per_second(cfg))
+                trainer.model.context_frames / cfg.fps)
     if resume and (run_dir / "last.pt").exists():
         trainer.restore(run_dir / "last.pt")
     elif resume:

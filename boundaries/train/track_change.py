@@ -31,7 +31,6 @@ from boundaries.detection import inference, placement
 from boundaries.model import boosted, embedding, track_detector
 from boundaries.model.track_detector import TrackChangeDetector, row_features, row_targets
 from boundaries.score import evaluation, metrics
-from boundaries.signal import timebase
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ def fit_embedding(train_data, cfg, log=print):
                                   "track-change checkpoint (it holds no embedding)")
         log(f"embedding: reused from {cfg.track.embedding_from}")
         return detector.embed_model
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     clips = [embedding.network_frames(t.mel) for t in train_data]
     spans = embedding_spans(train_data, fps / embedding.TIME_POOL)
     sampler = embedding.PairSampler(clips, spans, seed=cfg.train.seed)
@@ -181,7 +180,7 @@ def tune_decoding(val_data, activations, cfg):
 
 def train_track_detector(cfg, train_data, val_data, log=print):
     """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
-    fps = timebase.fps(cfg.audio.sr, cfg.features.hop_length)
+    fps = cfg.fps
     embed_model = fit_embedding(train_data, cfg, log)
     X, y, counts, _ = table(train_data, embed_model, fps)
     trees, context_trees = fit_stacked(X, y, counts, cfg, log)
