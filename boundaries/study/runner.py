@@ -104,18 +104,18 @@ def row_config(cfg, *overrides: dict, seed: int):
 # ---------------------------------------------------------------- one row
 
 
-def run_cnn(strategy, cfg, study, val_data, run_root: Path, seed: int):
+def run_cnn(strategy, cfg, study, data, run_root: Path, seed: int):
+    """The CNN row: each ensemble member trained on the features the study holds, untuned (the
+    study tunes every row's threshold the same way), scored alone (no Foote blend)."""
     activations = []
     for k in range(strategy.ensemble):
         member_cfg = row_config(cfg, study.get("train_overrides", {}), strategy.overrides,
-                                seed=seed * 1000 + k)
+                                {"peaks.novelty_weight": 0.0}, seed=seed * 1000 + k)
         run_dir = run_root / strategy.name / f"seed{seed}" / f"member{k}"
         loop.train(member_cfg, run_dir, resume=(run_dir / "last.pt").exists(),
-                       progress=False)
+                   progress=False, data=data, tune=False)
         model, row_cfg, _ = load_model(run_dir / "best.pt", resolve_device(cfg.train.device))
-        # the CNN alone: training may have tuned a Foote blend into the checkpoint
-        row_cfg = row_cfg.replace(peaks=dataclasses.replace(row_cfg.peaks, novelty_weight=0.0))
-        activations.append(evaluation.collect_activations(model, val_data, row_cfg,
+        activations.append(evaluation.collect_activations(model, data[1], row_cfg,
                                                           next(model.parameters()).device))
     return [np.mean(members, axis=0) for members in zip(*activations)], {}
 
@@ -160,7 +160,8 @@ def run_study(cfg, study: dict, strategies, out_dir, repeats: int = 1) -> list:
     ``out_dir``; return one dict per strategy (means, stds, per-seed rows)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_data, val_data, _ = loop.prepare_data(cfg, progress=False)
+    data = loop.prepare_data(cfg, progress=False)
+    train_data, val_data, _ = data
     truth = np.concatenate([evaluation.frame_labels(t, cfg) for t in val_data])
     results, curves, frames = [], {}, {}
     for strategy in strategies:
@@ -172,7 +173,7 @@ def run_study(cfg, study: dict, strategies, out_dir, repeats: int = 1) -> list:
             if strategy.track == "naive":
                 acts, extra = [np.zeros(t.n_frames, dtype=np.float32) for t in val_data], {}
             elif strategy.track == "cnn":
-                acts, extra = run_cnn(strategy, cfg, study, val_data, out_dir / "runs", seed)
+                acts, extra = run_cnn(strategy, cfg, study, data, out_dir / "runs", seed)
             else:
                 acts, extra = run_classic(strategy, frames[seed], seed)
             seconds = time.perf_counter() - started

@@ -162,8 +162,10 @@ def _improved(value, best, metric) -> bool:
 class Trainer:
     """Holds the parts of one run so the loop, checkpointing and resume stay small."""
 
-    def __init__(self, cfg, run_dir, progress=True):
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+    def __init__(self, cfg, run_dir, progress=True, data=None, tune=True):
+        """``data``: ``(train_data, val_data, problems)`` already loaded (the study holds them);
+        ``tune=False`` leaves the decoding untuned at the end (the study tunes its own)."""
+        self.cfg, self.run_dir, self.progress, self.tune = cfg, Path(run_dir), progress, tune
         torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed + distributed.rank())
         self.device = resolve_device(cfg.train.device)
@@ -171,8 +173,8 @@ class Trainer:
             self.device = torch.device("cuda", distributed.local_rank())
             torch.cuda.set_device(self.device)
         distributed.init(self.device)
-        self.train_data, self.val_data, self.problems = prepare_data(cfg, progress and
-                                                                     distributed.is_main())
+        self.train_data, self.val_data, self.problems = data or prepare_data(
+            cfg, progress and distributed.is_main())
         items = make_training_tracks(self.train_data, cfg)
         self.val_targets = [corpus.frame_targets(track, cfg) for track in self.val_data]
         self.model = build_model(cfg)
@@ -275,7 +277,13 @@ class Trainer:
         state = load_checkpoint(best_path)
         self.model.load_state_dict(state["model"])
         self.model.eval()
-        tuned, activations = evaluation.tune(self.model, self.val_data, self.cfg, self.device)
+        if self.tune:
+            tuned, activations = evaluation.tune(self.model, self.val_data, self.cfg,
+                                                 self.device)
+        else:
+            tuned = self.cfg
+            activations = evaluation.collect_activations(self.model, self.val_data, tuned,
+                                                         self.device)
         state["config"] = tuned.to_dict()
         save_checkpoint(best_path, state)
         save_config(tuned, self.run_dir / "config.yaml")  # agrees with best.pt, the one source
@@ -315,8 +323,10 @@ def train_track_change(cfg, run_dir: Path, progress: bool = True) -> dict:
     return final
 
 
-def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:
-    """Train a boundary detector; returns the final validation metrics (rank 0; {} elsewhere)."""
+def train(cfg, run_dir, resume: bool = False, progress: bool = True, data=None,
+          tune: bool = True) -> dict:
+    """Train a boundary detector; returns the final validation metrics (rank 0; {} elsewhere).
+    ``data`` and ``tune``: see :class:`Trainer`."""
     run_dir = Path(run_dir)
     if distributed.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -329,7 +339,7 @@ def train(cfg, run_dir, resume: bool = False, progress: bool = True) -> dict:
         save_config(cfg, run_dir / "config.yaml")
     if cfg.track.kind == "track_change":
         return train_track_change(cfg, run_dir, progress)
-    trainer = Trainer(cfg, run_dir, progress)
+    trainer = Trainer(cfg, run_dir, progress, data, tune)
     for name, split in (("train", trainer.train_data), ("validation", trainer.val_data)):
         logger.info("%s", corpus.format_summary(name, corpus.summarize(split, cfg)))
     logger.info("loss %s | sampling %s | %d excerpts, %d hold a boundary | device %s | model "
