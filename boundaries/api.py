@@ -182,6 +182,13 @@ class Detector:
         return self.detect_mel(mel, duration_s, source=source, threshold=threshold,
                                n_tracks=n_tracks, keep_mel=keep_mel)
 
+    def activations(self, mel) -> np.ndarray:
+        """The per-frame activation ``[n_frames]`` in [0, 1] of a log-mel (see :meth:`log_mel`),
+        before decoding: what scoring and the study pool over files."""
+        from boundaries.detection.inference import activations_for
+
+        return activations_for(self.model, mel, self.cfg, self.device)
+
     def detect_mel(self, mel, duration_s, *, source=None, threshold=None, n_tracks=None,
                    keep_mel=False) -> Result:
         """Boundaries from a log-mel computed with this detector's settings (see

@@ -282,8 +282,11 @@ def _coerce(value, annotation, key: str):
         if value is None and type(None) in typing.get_args(annotation):
             return None
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    if annotation is tuple:
+    if annotation is tuple or origin is tuple:
         _check(isinstance(value, (list, tuple)), key, f"must be a list, got {value!r}")
+        args = typing.get_args(annotation)  # tuple[float, ...]: each item typed too
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(item, args[0], key) for item in value)
         return tuple(value)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -153,7 +153,7 @@ def study(config_path, out_dir, *, data=None, strategies=None, repeats=1, overri
         raise BoundariesError(f"--repeats {repeats}: must be at least 1")
     torch.set_num_threads(1)
     spec = read_study_config(config_path)
-    rows = parse_strategies(spec["strategies"], strategies)
+    rows = parse_strategies(spec.strategies, strategies)
     overrides = list(overrides)
     if data:
         data = Path(data)
@@ -163,7 +163,7 @@ def study(config_path, out_dir, *, data=None, strategies=None, repeats=1, overri
         else:
             overrides.append(f"data.train_dir={data.resolve()}")
     # base.yaml, then the study's own training settings, then --data and --set
-    cfg = training_config(None, overrides, layers=[spec.get("config") or {}])
+    cfg = training_config(None, overrides, layers=[spec.config])
     return run_study(cfg, spec, rows, out_dir, repeats)
 
 

@@ -20,7 +20,6 @@ def test_base_yaml_lists_every_knob_with_its_default():
 
 
 def test_every_shipped_config_loads():
-    from boundaries.config import config_from_dict, merge_dicts
     from boundaries.study.runner import parse_strategies, read_study_config
 
     for root, _, files in os.walk(os.path.join(REPO, "configs")):
@@ -28,9 +27,8 @@ def test_every_shipped_config_loads():
             path = os.path.join(root, name)
             if os.path.basename(root) == "studies":  # study configs: rows, and a config section
                 study = read_study_config(path)
-                parse_strategies(study["strategies"])
-                config_from_dict(merge_dicts(load_config([BASE]).to_dict(),
-                                             study.get("config") or {}))
+                parse_strategies(study.strategies)
+                load_config([BASE], layers=[study.config])
             else:
                 load_config([BASE, path])
 

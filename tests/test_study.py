@@ -91,7 +91,7 @@ def test_study_config_errors_are_one_line(tmp_path):
 
 def test_shipped_study_config_parses_and_covers_the_literature():
     study = read_study_config(f"{REPO}/configs/studies/default.yaml")
-    rows = parse_strategies(study["strategies"])
+    rows = parse_strategies(study.strategies)
     assert {r.sampler for r in rows if r.track == "classic"} == set(classic.SAMPLER_NAMES)
     assert any(r.ensemble > 1 for r in rows) and rows[0].track == "naive"
 
@@ -134,3 +134,13 @@ def test_study_command_writes_table_curves_and_summary(tmp_path, capsys):
     assert len(list((out / "runs" / "bagging" / "seed0").iterdir())) == 2  # the ensemble
     assert "± " in (out / "table.md").read_text()
     assert "best pr_auc:" in capsys.readouterr().out
+
+
+def test_study_config_is_typed(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("strategies: {naive: {track: naive}}\nclassic: {stride: 2, windows_s: [2]}\n")
+    study = read_study_config(path)
+    assert study.classic.stride == 2 and study.classic.windows_s == (2.0,)
+    path.write_text("strategies: {naive: {track: naive}}\nclassic: {strid: 2}\n")
+    with pytest.raises(ConfigError, match="classic.strid"):
+        read_study_config(path)

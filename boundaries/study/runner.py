@@ -26,11 +26,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from boundaries.api import Detector
 from boundaries.atomic import write_text
-from boundaries.config import load_config
-from boundaries.detection.inference import resolve_device
+from boundaries.config import from_dict, load_config
 from boundaries.errors import ConfigError
-from boundaries.model.checkpoints import load_model
 from boundaries.score import evaluation
 from boundaries.study import classic
 from boundaries.train import loop
@@ -52,7 +51,26 @@ class Strategy:
     classifier: str = "logreg"  # classic
 
 
-def read_study_config(path) -> dict:
+@dataclasses.dataclass(frozen=True)
+class ClassicOptions:
+    """The classic track's frame features (``classic:`` in a study config)."""
+    stride: int = 4  # every n-th training frame
+    max_train_frames: int = 60000  # uniform cap, class ratio kept (bounds the kNN samplers)
+    windows_s: tuple[float, ...] = (1.0, 4.0)  # before/after windows of the frame features
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """A study config, typed: ``strategies`` (name -> row mapping), ``config`` (a layer over the
+    training config of every row), ``train_overrides`` (dotted keys for CNN rows only) and
+    ``classic`` (:class:`ClassicOptions`)."""
+    strategies: dict
+    config: dict = dataclasses.field(default_factory=dict)
+    train_overrides: dict = dataclasses.field(default_factory=dict)
+    classic: ClassicOptions = dataclasses.field(default_factory=ClassicOptions)
+
+
+def read_study_config(path) -> StudyConfig:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -64,7 +82,12 @@ def read_study_config(path) -> dict:
         raise ConfigError(f"{path}: a study config holds 'strategies' (a mapping of rows) and "
                           f"optionally 'config', 'train_overrides', 'classic'; found "
                           f"{sorted(data)}")
-    return data
+    for key in ("config", "train_overrides", "classic"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise ConfigError(f"{path}: '{key}' must be a mapping")
+    classic_options = from_dict(ClassicOptions, data.get("classic") or {}, prefix="classic.")
+    return StudyConfig(data["strategies"], data.get("config") or {},
+                       data.get("train_overrides") or {}, classic_options)
 
 
 def parse_strategies(spec: dict, only=None) -> list:
@@ -109,25 +132,23 @@ def run_cnn(strategy, cfg, study, data, run_root: Path, seed: int):
     study tunes every row's threshold the same way), scored alone (no Foote blend)."""
     activations = []
     for k in range(strategy.ensemble):
-        member_cfg = row_config(cfg, study.get("train_overrides", {}), strategy.overrides,
+        member_cfg = row_config(cfg, study.train_overrides, strategy.overrides,
                                 {"peaks.novelty_weight": 0.0}, seed=seed * 1000 + k)
         run_dir = run_root / strategy.name / f"seed{seed}" / f"member{k}"
         loop.train(member_cfg, run_dir, resume=(run_dir / "last.pt").exists(),
                    progress=False, data=data, tune=False)
-        model, row_cfg, _ = load_model(run_dir / "best.pt", resolve_device(cfg.train.device))
-        activations.append(evaluation.collect_activations(model, data[1], row_cfg,
-                                                          next(model.parameters()).device))
+        member = Detector.from_checkpoint(run_dir / "best.pt", device=cfg.train.device)
+        activations.append([member.activations(track.mel) for track in data[1]])
     return [np.mean(members, axis=0) for members in zip(*activations)], {}
 
 
 def classic_frames(cfg, study, train_data, val_data, seed: int):
     """``(x, y, val_features)`` shared by every classic row of one seed."""
-    options = study.get("classic", {})
-    windows = tuple(options.get("windows_s", (1.0, 4.0)))
-    x, y = classic.training_frames(train_data, cfg, stride=int(options.get("stride", 4)),
-                                   max_frames=int(options.get("max_train_frames", 60000)),
-                                   seed=seed, windows_s=windows)
-    return x, y, classic.validation_features(val_data, cfg, windows)
+    options = study.classic
+    x, y = classic.training_frames(train_data, cfg, stride=options.stride,
+                                   max_frames=options.max_train_frames, seed=seed,
+                                   windows_s=options.windows_s)
+    return x, y, classic.validation_features(val_data, cfg, options.windows_s)
 
 
 def run_classic(strategy, frames, seed: int):
@@ -155,7 +176,7 @@ def score_row(val_data, activations, cfg) -> dict:
 # ---------------------------------------------------------------- the study
 
 
-def run_study(cfg, study: dict, strategies, out_dir, repeats: int = 1) -> list:
+def run_study(cfg, study: StudyConfig, strategies, out_dir, repeats: int = 1) -> list:
     """Run every strategy ``repeats`` times; write the table, curves and summary into
     ``out_dir``; return one dict per strategy (means, stds, per-seed rows)."""
     out_dir = Path(out_dir)
