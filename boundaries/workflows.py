@@ -119,7 +119,7 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
     import torch
 
     from boundaries.api import Detector
-    from boundaries.detection.batch import FORMATS, detect_paths
+    from boundaries.detection.batch import FORMATS, Outputs, detect_paths
     from boundaries.train import distributed
 
     unknown = sorted(set(formats) - set(FORMATS))
@@ -136,9 +136,9 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
     detector = Detector(checkpoint, device, overrides)
     distributed.init(detector.device)
     try:
-        return detect_paths(paths, out_dir, detector, formats, threshold=threshold,
-                            n_tracks=n_tracks, overwrite=overwrite, n_workers=jobs,
-                            save_activations=save_activations, plot=plot, progress=progress)
+        outputs = Outputs(tuple(formats), save_activations, plot, overwrite)
+        return detect_paths(paths, out_dir, detector, outputs, threshold=threshold,
+                            n_tracks=n_tracks, n_workers=jobs, progress=progress)
     finally:
         distributed.cleanup()
 

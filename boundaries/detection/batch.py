@@ -57,6 +57,19 @@ class Job:
         return self.out_stem.parent / f"{self.out_stem.name}.boundaries.{fmt}"
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """What a batch writes for each file, and whether existing outputs are redone."""
+    formats: tuple = ("txt",)
+    save_activations: bool = False  # <stem>.activations.npy
+    plot: bool = False  # <stem>.boundaries.png
+    overwrite: bool = False
+
+    @property
+    def per_file(self) -> list:
+        return [f for f in self.formats if f != "csv"]  # csv is one file for the batch
+
+
 @dataclass
 class Report:
     done: list = field(default_factory=list)
@@ -106,15 +119,15 @@ def _feature_stream(jobs, cfg, n_workers):
             yield job, future.result()
 
 
-def run_detect(jobs, detector, formats, *, threshold=None, n_tracks=None, overwrite=False,
-               n_workers=1, save_activations=False, plot=False, progress=True) -> Report:
+def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=None, n_workers=1,
+               progress=True) -> Report:
     from tqdm import tqdm
 
     cfg = detector.cfg
     report = Report()
     todo = []
     for job in jobs:
-        if not overwrite and all(job.output(f).exists() for f in formats if f != "csv"):
+        if not outputs.overwrite and all(job.output(f).exists() for f in outputs.per_file):
             report.skipped.append(job)
             report.rows.extend(_rows_from_existing(job))
         else:
@@ -128,8 +141,9 @@ def run_detect(jobs, detector, formats, *, threshold=None, n_tracks=None, overwr
             continue
         try:
             result = detector.detect_mel(mel, duration_s, source=str(job.audio_path),
-                                         threshold=threshold, n_tracks=n_tracks, keep_mel=plot)
-            _write_outputs(job, result, formats, save_activations, plot)
+                                         threshold=threshold, n_tracks=n_tracks,
+                                         keep_mel=outputs.plot)
+            _write_outputs(job, result, outputs)
             report.done.append(job)
             report.audio_s += duration_s
             report.rows.extend((str(job.audio_path), float(t), float(v))
@@ -145,15 +159,14 @@ def run_detect(jobs, detector, formats, *, threshold=None, n_tracks=None, overwr
     return report
 
 
-def _write_outputs(job, result, formats, save_activations, plot) -> None:
-    for fmt in formats:
-        if fmt != "csv":
-            result.save(job.output(fmt), fmt)
-    if save_activations:
+def _write_outputs(job, result, outputs: Outputs) -> None:
+    for fmt in outputs.per_file:
+        result.save(job.output(fmt), fmt)
+    if outputs.save_activations:
         npy = job.out_stem.parent / f"{job.out_stem.name}.activations.npy"
         with atomic_path(npy) as tmp, open(tmp, "wb") as handle:
             np.save(handle, result.activations)
-    if plot:
+    if outputs.plot:
         result.plot(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png")
 
 
@@ -191,7 +204,7 @@ def merge_reports(reports) -> Report:
     return merged
 
 
-def detect_paths(inputs, out_dir, detector, formats=("txt",), **options):
+def detect_paths(inputs, out_dir, detector, outputs: Outputs = Outputs(), **options):
     """Plan, run and summarise a detection batch; returns the :class:`Report`.
 
     Under torchrun each rank takes every WORLD_SIZE-th file; the reports are gathered, so every
@@ -206,10 +219,10 @@ def detect_paths(inputs, out_dir, detector, formats=("txt",), **options):
     order = {str(job.audio_path): i for i, job in enumerate(jobs)}
     mine = jobs[distributed.rank()::distributed.world_size()]
     report = merge_reports(distributed.gather_objects(
-        run_detect(mine, detector, formats, **options)))
+        run_detect(mine, detector, outputs, **options)))
     report.failed.update(failed)
     report.rows.sort(key=lambda row: (order.get(row[0], -1), row[1]))  # input order, then time
-    if "csv" in formats and distributed.is_main():
+    if "csv" in outputs.formats and distributed.is_main():
         write_csv(Path(out_dir) / "boundaries.csv", report.rows)
     report.seconds = time.perf_counter() - started
     return report
