@@ -9,7 +9,9 @@ A boundary is an interior point in seconds: 0 and the end of the file are never 
 - ``.jams``: the first annotation in a ``segment_*`` namespace (or ``multi_segment``), read as
   intervals like ``.lab``. JAMS is plain JSON, so it is read with :mod:`json` rather than the
   ``jams`` package, which would pull in pandas for a dozen lines of parsing.
-- ``.csv``: one time per row in the first column; a non-numeric first row is a header.
+- ``.csv``: one time per row in the first column; a non-numeric first row is a header. The
+  separator is ``,``, ``;`` or a tab (whichever the first row uses); with ``;`` or tabs a decimal
+  comma is read as a decimal point, and with ``,`` a bare ``3,5`` is refused as ambiguous.
 
 Every problem raises :class:`AnnotationError` naming the file and line.
 """
@@ -17,6 +19,7 @@ Every problem raises :class:`AnnotationError` naming the file and line.
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,15 +56,26 @@ def _read_events(path, text: str):
             _content_lines(text)]
 
 
+DECIMAL_COMMA = re.compile(r"^\s*\d+\s*,\s*\d+\s*$")
+
+
 def _read_csv(path, text: str):
-    rows = list(csv.reader(io.StringIO(text)))
+    first = next((line for _, line in _content_lines(text)), "")
+    delimiter = ";" if ";" in first else "\t" if "\t" in first else ","
     events = []
-    for line, row in enumerate(rows, start=1):
+    for line, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter), start=1):
         if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
             continue
-        if line == 1 and not _looks_numeric(row[0]):
+        field = row[0].strip()
+        if delimiter != ",":
+            field = field.replace(",", ".")  # ; or tab separated: a decimal comma is a point
+        elif DECIMAL_COMMA.match(",".join(row[:2])) and len(row) == 2:
+            raise AnnotationError(f"{path}:{line}: {','.join(row)!r} is ambiguous (a decimal "
+                                  "comma, or a time and a label?); write 3.5, or separate "
+                                  "columns with ';'")
+        if line == 1 and not _looks_numeric(field):
             continue  # header
-        events.append((line, _number(row[0].strip(), path, line)))
+        events.append((line, _number(field, path, line)))
     return events
 
 
@@ -89,18 +103,33 @@ def _read_jams(path, text: str):
     except json.JSONDecodeError as exc:
         raise AnnotationError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     annotations = doc.get("annotations", []) if isinstance(doc, dict) else []
+    if not isinstance(annotations, list):
+        raise AnnotationError(f"{path}: 'annotations' must be a list of annotations")
     for index, ann in enumerate(annotations):
         namespace = str(ann.get("namespace", ""))
         if namespace.startswith("segment_") or namespace == "multi_segment":
             data = ann.get("data", [])
             if isinstance(data, dict):  # JAMS 0.2 stored columns
                 data = [dict(zip(data, row)) for row in zip(*data.values())]
-            intervals = [(f"annotation {index} item {i}", _number(str(o["time"]), path, i + 1),
-                          _number(str(o["time"] + o["duration"]), path, i + 1))
-                         for i, o in enumerate(data)]
-            return _interval_edges(path, intervals)
+            if not isinstance(data, list):
+                raise AnnotationError(f"{path}: annotation {index}: 'data' must be a list of "
+                                      "observations")
+            return _interval_edges(path, [_jams_interval(path, index, i, o)
+                                          for i, o in enumerate(data)])
     raise AnnotationError(f"{path}: no segment annotation (namespace segment_* or multi_segment);"
                           " add one or use a .txt file of boundary times")
+
+
+def _jams_interval(path, index, i, observation):
+    where = f"annotation {index} item {i}"
+    if not isinstance(observation, dict) or not all(
+            isinstance(observation.get(k), (int, float)) and not isinstance(observation.get(k),
+                                                                            bool)
+            for k in ("time", "duration")):
+        raise AnnotationError(f"{path}: {where}: needs numeric 'time' and 'duration' (seconds), "
+                              f"got {str(observation)[:80]}")
+    start = _number(str(observation["time"]), path, where)
+    return where, start, _number(str(observation["time"] + observation["duration"]), path, where)
 
 
 def _interval_edges(path, intervals):
@@ -154,7 +183,12 @@ def read_boundaries(path, duration_s=None) -> np.ndarray:
         raise AnnotationError(f"{path}: annotation file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationError(f"{path}: cannot read annotation ({exc})") from None
-    events = reader(path, text)
+    try:
+        events = reader(path, text)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError,
+            csv.Error) as exc:  # whatever else a malformed file throws: one line, not a crash
+        raise AnnotationError(f"{path}: malformed annotation ({type(exc).__name__}: "
+                              f"{str(exc)[:100]}); fix or remove the file") from None
     for (_, previous), (line, time) in zip(events, events[1:]):
         if time == previous:
             raise AnnotationError(f"{path}:{line}: duplicate time {time}; remove one")

@@ -150,8 +150,13 @@ def default_data_dir(cfg) -> Path:
         return target
     logger.info("generating the default data set (%d clips of %.0f s) into %s", syn.n_clips,
                 syn.clip_s, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    except OSError as exc:
+        raise BoundariesError(f"{target.parent}: cannot write the generated default data here "
+                              f"({exc.strerror}); pass --data DIR, or --set "
+                              "data.cache_dir=A_WRITABLE_FOLDER") from None
     try:
         write_dataset(staging, n_clips=syn.n_clips, clip_s=syn.clip_s, seed=syn.seed,
                       sr=cfg.audio.sr, jobs=cfg.data.jobs)

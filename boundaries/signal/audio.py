@@ -26,6 +26,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 FFMPEG_EXTENSIONS = (".m4a", ".aac", ".mp4", ".wma")
 MIN_SAMPLES = 512  # one hop (23 ms at 22.05 kHz): anything shorter has no usable frame
 BLOCK_FRAMES = 1 << 20  # ~24 s of 44.1 kHz audio per decode block
+MIN_SOURCE_SR = 1000  # below this a header's rate is wrong, not audio (telephone speech is 8 kHz)
+# Float files may exceed full scale a little; far beyond it the squares in the STFT overflow
+MAX_PEAK = 1e4
 
 
 def _fail(path, problem: str, advice: str) -> AudioError:
@@ -59,6 +62,9 @@ def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
                     "unsupported format", "convert it to wav, flac, ogg or mp3 (or install ffmpeg "
                     "for m4a)") from None
     with handle:
+        if handle.samplerate < MIN_SOURCE_SR:
+            raise _fail(path, f"claims a sample rate of {handle.samplerate} Hz (a broken header?)",
+                        "re-export it at a real rate, e.g. 44100 Hz")
         return _decode_blocks(path, handle, sr)
 
 
@@ -143,10 +149,17 @@ def audio_from_array(y, sr_in: int, sr: int = DEFAULT_SR) -> np.ndarray:
                          "frame); give at least 25 ms")
     if not np.isfinite(frames).all():
         raise ValueError("audio contains NaN or infinite samples")
+    if sr_in < MIN_SOURCE_SR:
+        raise ValueError(f"sr={sr_in}: under {MIN_SOURCE_SR} Hz is not an audio rate")
     blocks = [frames[i:i + BLOCK_FRAMES] for i in range(0, len(frames), BLOCK_FRAMES)]
     if len(blocks[-1]) == BLOCK_FRAMES:  # the file reader ends on a short (maybe empty) block
         blocks.append(frames[:0])
-    return _mono_resampled(blocks, frames.shape[1], int(sr_in), sr, len(frames))
+    y = _mono_resampled(blocks, frames.shape[1], int(sr_in), sr, len(frames))
+
+    def fail(problem, advice):
+        return ValueError(f"audio {problem}; {advice}")
+
+    return _conditioned(y, fail)
 
 
 MAX_CHANNELS = 8
@@ -273,6 +286,18 @@ def load_audio(path, sr: int = DEFAULT_SR) -> np.ndarray:
                     "use clips of at least 25 ms")
     if not np.isfinite(y).all():
         raise _fail(path, "contains NaN or infinite samples", "re-export it from the source")
+    return _conditioned(y, lambda problem, advice: _fail(path, problem, advice))
+
+
+def _conditioned(y: np.ndarray, fail) -> np.ndarray:
+    """``y`` without its DC offset (a constant carries no boundary, but its steps at the file's
+    edges would look like two); absurd levels (a float file at 1e30) are refused, since their
+    squares overflow to NaN features."""
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_PEAK:
+        raise fail(f"samples reach {peak:.3g}, far beyond full scale (1.0)",
+                   "normalise the audio (or export it as 16/24-bit PCM)")
+    y -= np.float32(y.mean(dtype=np.float64))
     return y
 
 

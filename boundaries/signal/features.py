@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -24,7 +25,7 @@ from boundaries.signal.audio import check_readable, load_audio
 
 logger = logging.getLogger(__name__)
 
-FEATURE_VERSION = 1  # bump when the feature code changes, so old caches are never reused
+FEATURE_VERSION = 2  # bump when the feature code changes (2: DC removed), so old caches are unused
 BLOCK_FRAMES = 4096  # frames per STFT block (~95 s): bounds memory on long files
 
 
@@ -100,9 +101,11 @@ def feature_cache_key(sr: int, feature_cfg) -> str:
 class FeatureCache:
     """Log-mel features on disk under ``root/features/<feature_cache_key>/``.
 
-    An entry is keyed by the audio file's resolved path, size and modification time, so an edited
-    file is decoded again and a changed feature parameter never reuses stale frames. Entries are
-    written to a temporary name and renamed, so a killed run leaves no half entry.
+    An entry is keyed by the audio file's resolved path and a hash of its bytes, so an edited or
+    replaced file (even by ``cp -p``: same size and time) is decoded again, and a changed feature
+    parameter never reuses stale frames. Entries are written to a temporary name and renamed, so
+    a killed run leaves no half entry; a torn or foreign entry is recomputed, and a cache folder
+    that cannot be written (a read-only HOME) costs one warning, not the run.
     """
 
     def __init__(self, root, sr: int, feature_cfg):
@@ -113,8 +116,7 @@ class FeatureCache:
     def entry_path(self, audio_path) -> Path:
         path = Path(audio_path).resolve()
         check_readable(path)
-        st = path.stat()
-        ident = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        ident = f"{path}|{content_hash(path)}"
         return self.dir / f"{hashlib.sha1(ident.encode()).hexdigest()}.npz"
 
     def load(self, audio_path):
@@ -124,15 +126,33 @@ class FeatureCache:
             try:
                 with np.load(entry) as data:
                     return data["mel"], int(data["n_samples"])
-            except (OSError, ValueError, KeyError, EOFError):
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 logger.warning("%s: unreadable cache entry, recomputing", entry)
         return self._compute(audio_path, entry)
 
     def _compute(self, audio_path, entry: Path):
         mel, n_samples = audio_log_mel(audio_path, self.sr, vars(self.feature_cfg))
-        with atomic_path(entry) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, mel=mel, n_samples=np.int64(n_samples))
+        try:
+            with atomic_path(entry) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, mel=mel, n_samples=np.int64(n_samples))
+        except OSError as exc:
+            _warn_cache_unwritable(str(self.dir), exc.strerror or str(exc))
         return mel, n_samples
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_cache_unwritable(folder: str, reason: str) -> None:  # once per folder and reason
+    logger.warning("%s: cannot write the feature cache (%s); going on without it (set "
+                   "data.cache_dir to a writable folder to cache)", folder, reason)
+
+
+def content_hash(path, block: int = 1 << 20) -> str:
+    """blake2b of a file's bytes (~1 GB/s): what identifies audio in the cache."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _load_one(cache: FeatureCache, path):
