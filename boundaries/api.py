@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries.errors import BoundariesError
+from boundaries.errors import BoundariesError, DecodingError, printable
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,9 @@ class Result:
         """Plain JSON-ready data (times and strengths rounded to the millisecond / 1e-4)."""
         from boundaries import __version__
 
-        return {"source": self.source,
-                "source_absolute": str(Path(self.source).resolve()) if self.source else None,
+        return {"source": printable(self.source) if self.source else None,
+                "source_absolute": printable(Path(self.source).resolve()) if self.source
+                else None,
                 "boundaries_s": [round(float(t), 3) for t in self.boundaries_s],
                 "strengths": [round(float(s), 4) for s in self.strengths],
                 "strength_meaning": "activation minus its local mean at the boundary; not a "
@@ -195,7 +196,7 @@ class Detector:
         :meth:`log_mel`): what folder batches use, whose workers compute the features."""
         from boundaries.detection.inference import boundaries_for
 
-        _check_decoding(threshold, n_tracks)
+        check_decoding(threshold, n_tracks)
         acts, times, strengths = boundaries_for(self.model, mel, self.cfg, self.device,
                                                 threshold, n_tracks)
         used = self.cfg.peaks.threshold if threshold is None else float(threshold)
@@ -219,12 +220,14 @@ class Detector:
                 logger.error("skipped: %s", exc)
 
 
-def _check_decoding(threshold, n_tracks) -> None:
-    if threshold is not None and not np.isfinite(threshold):
-        raise ValueError(f"threshold={threshold}: give a finite number")
+def check_decoding(threshold, n_tracks) -> None:
+    """Refuse a threshold outside [0, 1] (or NaN) and a track count under 1."""
+    if threshold is not None and not (np.isfinite(threshold) and 0 <= threshold <= 1):
+        raise DecodingError(f"threshold {threshold}: give a number in [0, 1] (activations and "
+                            "strengths lie in [0, 1])")
     if n_tracks is not None and (isinstance(n_tracks, bool) or int(n_tracks) != n_tracks
                                  or n_tracks < 1):
-        raise ValueError(f"n_tracks={n_tracks!r}: a recording holds at least 1 track")
+        raise DecodingError(f"n_tracks {n_tracks!r}: a recording holds at least 1 track")
 
 
 _DEFAULT = {}

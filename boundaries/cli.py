@@ -160,6 +160,7 @@ def add_tune_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a trained checkpoint")
     parser.add_argument("--data", required=True, help="validation folder (audio + annotations)")
     parser.add_argument("-o", "--out", required=True, help="the re-tuned checkpoint (a new file)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -170,6 +171,7 @@ def run_tune(args) -> int:
 
     tuned, result, skipped = workflows.tune(args.checkpoint, args.data, args.out,
                                             device=args.device or "auto",
+                                            overwrite=args.overwrite,
                                             progress=sys.stderr.isatty())
     _print_skipped(skipped)
     print(format_table(result))
@@ -183,13 +185,14 @@ def run_tune(args) -> int:
 def add_export_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a trained checkpoint (runs/NAME/best.pt)")
     parser.add_argument("out", help="where the model goes (e.g. boundaries/assets/default.pt)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
 def run_export(args) -> int:
     from boundaries import workflows
 
-    size = workflows.export(args.checkpoint, args.out)
+    size = workflows.export(args.checkpoint, args.out, args.overwrite)
     print(f"wrote {args.out} ({size / 1e6:.2f} MB: weights, config and tuned thresholds)")
     return 0
 

@@ -16,6 +16,23 @@ import yaml
 
 from boundaries.errors import ConfigError
 
+MAX_SECONDS = 86400.0  # any duration setting (a key ending in _s) beyond a day is a typo
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a config never needs them, and nested aliases expand
+    exponentially (the "billion laughs" value ran to a MemoryError)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            raise yaml.YAMLError("aliases (*name) are not allowed in boundaries configs")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str):
+    """``yaml.safe_load`` without aliases (see :class:`_PlainLoader`)."""
+    return yaml.load(text, Loader=_PlainLoader)
+
 
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
@@ -182,7 +199,7 @@ class TrainConfig:
     def __post_init__(self):
         _check(self.epochs >= 1, "train.epochs", "must be >= 1")
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
-        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(0 < self.lr <= 10, "train.lr", "must be in (0, 10]")
         _check(self.select_metric in {"pr_auc", "roc_auc", "loss", "f_3", "f_0.5"},
                "train.select_metric", "must be pr_auc, roc_auc, loss, f_3 or f_0.5")
         _check(self.device == "auto" or self.device.split(":")[0] in {"cpu", "cuda"},
@@ -289,7 +306,12 @@ def _coerce(value, annotation, key: str):
             return tuple(_coerce(item, args[0], key) for item in value)
         return tuple(value)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if annotation is float and isinstance(value, float):
+        _check(value == value and abs(value) != float("inf"), key, f"must be finite, got {value}")
+        _check(not key.endswith("_s") or value <= MAX_SECONDS, key,
+               f"{value:g} s is more than a day; give seconds")
+        return value
     if annotation is bool:
         _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
         return value
@@ -336,7 +358,7 @@ def _read_yaml(path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = safe_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
@@ -349,9 +371,15 @@ def parse_override(text: str) -> dict:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"override {text!r}: expected section.key=value, e.g. train.lr=3e-4")
+    if len(raw) > 10_000:
+        raise ConfigError(f"override {key.strip()}: a value of {len(raw)} characters; put long "
+                          "settings in a --config file")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = safe_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        if "aliases" in str(exc):
+            raise ConfigError(f"override {key.strip()}: YAML aliases are not allowed; write the "
+                              "value out") from None
         value = raw
     if isinstance(value, str):  # YAML 1.1 reads '3e-4' as a string; a number is meant
         try:

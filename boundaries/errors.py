@@ -21,8 +21,18 @@ class ConfigError(BoundariesError):
     """A config file or override is unknown, mistyped or out of range."""
 
 
+class DecodingError(BoundariesError, ValueError):
+    """A decoding option (threshold, track count) out of range: a ValueError to API callers."""
+
+
 class CheckpointError(BoundariesError):
     """A checkpoint is missing, corrupt or not a boundaries checkpoint."""
+
+
+def printable(path) -> str:
+    """A path as text that any UTF-8 file or terminal takes: bytes that are not UTF-8 (a Latin-1
+    file name) are shown as ``\\xe9`` instead of breaking the write."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:

@@ -64,10 +64,11 @@ def evaluate(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=No
     ``skipped_files``; writes it as JSON to ``json_path`` and, with ``out_dir``, ROC/PR curves
     and one activation PNG per file.
     """
-    from boundaries.api import Detector
+    from boundaries.api import Detector, check_decoding
     from boundaries.atomic import write_text
     from boundaries.score import evaluation
 
+    check_decoding(threshold, None)
     detector = Detector(checkpoint, device, [*overrides, f"eval.trim={trim}"])
     data, skipped = load_annotated(data_dir, detector.cfg, progress)
     if not data:
@@ -88,15 +89,34 @@ def evaluate(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=No
     return result
 
 
-def tune(checkpoint, data_dir, out, *, device="auto", progress=True) -> tuple:
+def new_output_file(path, what: str, overwrite: bool = False, source=None) -> Path:
+    """``path`` as a file to write: never a folder, never its own ``source``, an existing file
+    only with ``overwrite`` (nothing the user has is replaced silently), and its folder
+    writable; else one clear line."""
+    path = Path(path)
+    if path.is_dir():
+        raise BoundariesError(f"{path}: is a folder; give the {what} a file name, e.g. "
+                              f"{path / 'model.pt'}")
+    if source is not None and path.resolve() == Path(source).resolve():
+        raise BoundariesError(f"{path}: would replace the {what}'s own source; pick another")
+    if path.exists() and not overwrite:
+        raise BoundariesError(f"{path}: exists; the {what} never replaces a file (a resume "
+                              "checkpoint, a model): pick a new name, or pass --overwrite")
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise BoundariesError(f"{folder}: {'missing' if not folder.is_dir() else 'not writable'}"
+                              f"; cannot write the {what} there")
+    return path
+
+
+def tune(checkpoint, data_dir, out, *, device="auto", overwrite=False, progress=True) -> tuple:
     """Re-tune a checkpoint's decoding on a validation folder into a new checkpoint ``out``;
     returns ``(tuned_cfg, validation_result, skipped)``."""
     from boundaries.api import Detector
     from boundaries.model.checkpoints import save_checkpoint
     from boundaries.score import evaluation
 
-    if Path(out).resolve() == Path(checkpoint).resolve():
-        raise BoundariesError(f"{out}: would replace the checkpoint it tunes; pick another")
+    new_output_file(out, "re-tuned checkpoint", overwrite, source=checkpoint)
     detector = Detector(checkpoint, device)
     data, skipped = load_annotated(data_dir, detector.cfg, progress)
     if not data:
@@ -118,7 +138,7 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
     :class:`boundaries.detection.batch.Report`."""
     import torch
 
-    from boundaries.api import Detector
+    from boundaries.api import Detector, check_decoding
     from boundaries.detection.batch import FORMATS, Outputs, detect_paths
     from boundaries.train import distributed
 
@@ -128,8 +148,8 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
                               f"choose from {','.join(FORMATS)}")
     if jobs < 1:
         raise BoundariesError(f"--jobs {jobs}: must be at least 1")
-    if n_tracks is not None and n_tracks < 1:
-        raise BoundariesError(f"--n-tracks {n_tracks}: a file holds at least 1 track")
+    check_decoding(threshold, n_tracks)
+    jobs = min(jobs, os.cpu_count() or 1)  # more decoders than cores only adds memory
     torch.set_num_threads(1)
     if device in ("auto", "cuda") and torch.cuda.is_available() and distributed.world_size() > 1:
         device = f"cuda:{distributed.local_rank()}"  # torchrun: one GPU per rank
@@ -167,11 +187,9 @@ def study(config_path, out_dir, *, data=None, strategies=None, repeats=1, overri
     return run_study(cfg, spec, rows, out_dir, repeats)
 
 
-def export(checkpoint, out) -> int:
+def export(checkpoint, out, overwrite=False) -> int:
     """Strip a checkpoint to a model to ship; returns the bytes written."""
     from boundaries.model.checkpoints import export_model
 
-    if Path(out).resolve() == Path(checkpoint).resolve():
-        raise BoundariesError(f"{out}: the export would replace its own source; pick another "
-                              "path")
+    new_output_file(out, "exported model", overwrite, source=checkpoint)
     return export_model(checkpoint, out)

@@ -8,6 +8,7 @@ existing ones are skipped unless ``overwrite``, a bad file costs one line and th
 import csv
 import errno
 import io
+import json
 import logging
 import os
 import tempfile
@@ -22,9 +23,9 @@ import numpy as np
 from boundaries.atomic import atomic_path, write_text
 from boundaries.data.annotations import read_boundaries
 from boundaries.detection import OUTPUT_FORMATS
-from boundaries.errors import BoundariesError
+from boundaries.errors import BoundariesError, printable
 from boundaries.signal.audio import find_audio_files
-from boundaries.signal.features import file_features, limit_worker_threads
+from boundaries.signal.features import die_with_parent, file_features, limit_worker_threads
 from boundaries.train import distributed
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def ensure_writable(out_dir) -> Path:
 class Job:
     audio_path: Path
     out_stem: Path  # OUT/sub/dir/name (formats add .boundaries.<fmt>)
+    input_index: int = 0  # which of the command's inputs holds the file
 
     def output(self, fmt: str) -> Path:
         return self.out_stem.parent / f"{self.out_stem.name}.boundaries.{fmt}"
@@ -69,6 +71,20 @@ class Outputs:
     def per_file(self) -> list:
         return [f for f in self.formats if f != "csv"]  # csv is one file for the batch
 
+    def is_done(self, job) -> bool:
+        """Every output exists and is newer than the audio (an input changed since is redone).
+        boundaries.csv needs each file's strengths, so with csv the json must exist too."""
+        if self.overwrite:
+            return False
+        needed = set(self.per_file) | ({"json"} if "csv" in self.formats else set())
+        if not needed:
+            return False
+        try:
+            audio_ns = job.audio_path.stat().st_mtime_ns
+            return all(job.output(f).stat().st_mtime_ns >= audio_ns for f in needed)
+        except OSError:
+            return False
+
 
 @dataclass
 class Report:
@@ -81,34 +97,56 @@ class Report:
 
 
 def plan_jobs(inputs, out_dir, extensions) -> tuple:
-    """Jobs for every audio file under ``inputs``; a path that is neither file nor folder fails."""
+    """Jobs for every audio file under ``inputs``, each with its own output stem; a path that is
+    neither file nor folder fails. Outputs mirror each input's tree under ``out_dir``; where two
+    files would share outputs, their extensions (song.mp3, song.wav side by side) and then their
+    input's name (a/song.wav, b/song.wav given as two inputs) keep them apart."""
     jobs, failed = [], {}
-    for item in inputs:
-        item = Path(item)
+    for index, item in enumerate(map(Path, inputs)):
         try:
             files = find_audio_files(item, extensions)
         except BoundariesError as exc:
             failed[item] = str(exc)
             continue
         base = item.parent if item.is_file() else item
-        jobs.extend(Job(f, Path(out_dir) / f.relative_to(base).with_suffix("")) for f in files)
+        jobs.extend(Job(f, Path(out_dir) / f.relative_to(base).with_suffix(""), index)
+                    for f in files)
+    labels = _input_labels(inputs)
+    for job in _clashing(jobs):
+        job.out_stem = job.out_stem.with_name(job.audio_path.name)
+    for job in _clashing(jobs):
+        relative = job.out_stem.relative_to(out_dir)
+        job.out_stem = Path(out_dir) / labels[job.input_index] / relative
+    return jobs, failed
+
+
+def _clashing(jobs) -> list:
     stems = {}
     for job in jobs:
         stems.setdefault(job.out_stem, []).append(job)
-    for clash in (group for group in stems.values() if len(group) > 1):
-        for job in clash:  # song.mp3 and song.wav side by side: keep their extensions apart
-            job.out_stem = job.out_stem.with_name(job.audio_path.name)
-    return jobs, failed
+    return [job for group in stems.values() if len(group) > 1 for job in group]
+
+
+def _input_labels(inputs) -> list:
+    """A distinct folder name per input (its own name, numbered where two share one)."""
+    labels, seen = [], {}
+    for item in map(Path, inputs):
+        name = (item.stem if item.is_file() else item.resolve().name) or "input"
+        seen[name] = seen.get(name, 0) + 1
+        labels.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return labels
 
 
 def _feature_stream(jobs, cfg, n_workers):
     args = (cfg.audio.sr, vars(cfg.features))
+    n_workers = min(n_workers, len(jobs))  # no idle workers (each costs ~100 MB)
     if n_workers <= 1:
         for job in jobs:
             yield job, file_features(job.audio_path, *args)
         return
     limit_worker_threads()
-    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"),
+                             initializer=die_with_parent) as pool:
         pending = []
         for job in jobs:  # bounded read-ahead: at most 2 files per worker in flight
             pending.append((job, pool.submit(file_features, job.audio_path, *args)))
@@ -127,7 +165,7 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
     report = Report()
     todo = []
     for job in jobs:
-        if not outputs.overwrite and all(job.output(f).exists() for f in outputs.per_file):
+        if outputs.is_done(job):
             report.skipped.append(job)
             report.rows.extend(_rows_from_existing(job))
         else:
@@ -171,18 +209,25 @@ def _write_outputs(job, result, outputs: Outputs) -> None:
 
 
 def _rows_from_existing(job):
-    txt = job.output("txt")
+    """boundaries.csv rows of a skipped file, strengths included, from its json output."""
     try:
-        return [(str(job.audio_path), float(t), float("nan")) for t in read_boundaries(txt)]
-    except BoundariesError:
-        return []
+        doc = json.loads(job.output("json").read_text(encoding="utf-8"))
+        return [(str(job.audio_path), float(t), float(s))
+                for t, s in zip(doc["boundaries_s"], doc["strengths"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        try:
+            times = read_boundaries(job.output("txt"))
+        except BoundariesError:
+            return []
+        return [(str(job.audio_path), float(t), float("nan")) for t in times]
 
 
 def write_csv(path, rows) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["file", "boundary_s", "strength"])
-    writer.writerows((f, f"{t:.3f}", "" if s != s else f"{s:.4f}") for f, t, s in rows)
+    writer.writerows((printable(f), f"{t:.3f}", "" if s != s else f"{s:.4f}")
+                     for f, t, s in rows)
     write_text(path, buffer.getvalue())
 
 

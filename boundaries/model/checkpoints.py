@@ -49,6 +49,11 @@ def load_model(path, device="cpu"):
     from boundaries.model.networks import build_model
 
     state = load_checkpoint(path)
+    broken = _first_non_finite({k: state[k] for k in WEIGHT_KEYS if k in state})
+    if broken:
+        raise CheckpointError(f"{path}: weights hold NaN or infinite values ({broken}); the "
+                              "training diverged: retrain (a lower train.lr) or use another "
+                              "checkpoint")
     try:
         cfg = config_from_dict(state["config"])
         if state.get("kind") == "track_change":
@@ -61,6 +66,26 @@ def load_model(path, device="cpu"):
         raise CheckpointError(f"{path}: checkpoint does not match this version of boundaries "
                               f"({first_line(exc)})") from None
     return model.to(device).eval(), cfg, state
+
+
+WEIGHT_KEYS = ("model", "embedding", "trees", "placement", "context_trees")
+
+
+def _first_non_finite(value, where=""):
+    """The path of the first float tensor holding NaN or inf in ``value``, or None."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        bad = torch.is_tensor(value) and value.is_floating_point() and \
+            not bool(torch.isfinite(value).all())
+        return where.lstrip("/") if bad else None
+    for key, item in items:
+        found = _first_non_finite(item, f"{where}/{key}")
+        if found:
+            return found
+    return None
 
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",

@@ -31,6 +31,7 @@ from boundaries.atomic import atomic_path, write_text
 from boundaries.data.annotations import write_boundaries
 from boundaries.errors import BoundariesError, first_line
 from boundaries.signal.audio import AUDIO_EXTENSIONS
+from boundaries.signal.features import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -401,7 +402,8 @@ def write_mixes(out_dir, splits: dict, settings: MixSettings, seed: int = 0, job
         (out_dir / split).mkdir(parents=True, exist_ok=True)
         tasks += [(out_dir, split, i, sources, settings, seed) for i in range(n_clips)]
     if jobs > 1:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
             futures = [pool.submit(_write_clip, *task) for task in tasks]
             records = [_track(f.result(), progress) for f in futures]
     else:

@@ -17,6 +17,7 @@ import soundfile as sf
 
 from boundaries.atomic import atomic_path
 from boundaries.data.annotations import write_boundaries
+from boundaries.signal.features import die_with_parent
 
 SCALES = {"major": [0, 2, 4, 5, 7, 9, 11], "minor": [0, 2, 3, 5, 7, 8, 10],
           "dorian": [0, 2, 3, 5, 7, 9, 10], "pentatonic": [0, 2, 4, 7, 9]}
@@ -213,7 +214,8 @@ def write_dataset(out_dir, n_clips: int = 48, clip_s: float = 30.0, seed: int = 
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
             rows = list(pool.map(_write_clip, [out_dir] * n_clips, range(n_clips),
                                  [clip_s] * n_clips, [seed] * n_clips, [sr] * n_clips))
     else:

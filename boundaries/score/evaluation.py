@@ -14,6 +14,7 @@ import numpy as np
 
 from boundaries.data import labels
 from boundaries.detection import inference
+from boundaries.errors import printable
 from boundaries.score import metrics
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def format_table(result: dict) -> str:
         "".join(f" {'F@' + w:>7}" for w in windows)
     lines = [head, "-" * len(head)]
     for row in result["per_file"]:
-        name = Path(row["file"]).name[-40:]
+        name = printable(Path(row["file"]).name)[-40:]
         lines.append(f"{name:<40} {row['n_ref']:>5} {row['n_est']:>5} "
                      f"{row['frame']['pr_auc']:>7.3f} {row['frame']['roc_auc']:>7.3f} "
                      f"{row['frame']['f1']:>6.3f}" +

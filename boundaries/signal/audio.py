@@ -54,7 +54,8 @@ def _downmix_matrix(channels: int) -> np.ndarray:
 
 def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
     try:
-        handle = sf.SoundFile(str(path))
+        # bytes: a file name that is not valid UTF-8 (an old Latin-1 disk) opens too
+        handle = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if path.suffix.lower() in FFMPEG_EXTENSIONS and shutil.which("ffmpeg"):
             return _decode_ffmpeg(path, sr)

@@ -28,7 +28,7 @@ import yaml
 
 from boundaries.api import Detector
 from boundaries.atomic import write_text
-from boundaries.config import from_dict, load_config
+from boundaries.config import from_dict, load_config, safe_yaml
 from boundaries.errors import ConfigError
 from boundaries.score import evaluation
 from boundaries.study import classic
@@ -72,7 +72,7 @@ class StudyConfig:
 
 def read_study_config(path) -> StudyConfig:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = safe_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: study config not found; check --config") from None
     except yaml.YAMLError as exc:

@@ -7,9 +7,12 @@ validation files and stores them in ``best.pt``. Under torchrun only rank 0 vali
 writes; the others train their shard.
 """
 
+import contextlib
+import fcntl
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -62,6 +65,16 @@ def prepare_data(cfg, progress=True):
         raise BoundariesError(f"{train_dir}: no usable {which} files ({len(problems)} skipped);"
                               " each audio file needs an annotation beside it (NAME.txt, .lab,"
                               " .jams or .csv)")
+    if not any(len(track.times_s) for track in train_data):
+        raise BoundariesError(f"{train_dir}: no training file holds a boundary, so there is "
+                              "nothing to learn; check the annotations (times in seconds, "
+                              "inside each file)")
+    shared = {t.audio_path.resolve() for t in train_data} & \
+        {t.audio_path.resolve() for t in val_data}
+    if shared:
+        logger.warning("%d validation files are also training files (e.g. %s): the tuned "
+                       "thresholds and validation scores will be optimistic; validate on other "
+                       "music", len(shared), next(iter(shared)))
     return train_data, val_data, problems
 
 
@@ -328,8 +341,39 @@ def train(cfg, run_dir, resume: bool = False, progress: bool = True, data=None,
     """Train a boundary detector; returns the final validation metrics (rank 0; {} elsewhere).
     ``data`` and ``tune``: see :class:`Trainer`."""
     run_dir = Path(run_dir)
-    if distributed.is_main():
+    with contextlib.ExitStack() as stack:
+        if distributed.is_main():
+            stack.enter_context(run_lock(run_dir))
+        return _train(cfg, run_dir, resume, progress, data, tune)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``run_dir/.lock`` for the whole run: a second run into the same folder stops at once
+    with one line, instead of both writing one model and interleaving metrics.jsonl."""
+    try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / ".lock", "a+")
+    except OSError as exc:
+        raise BoundariesError(f"{run_dir}: cannot write the run folder ({exc.strerror}); choose "
+                              "another --run-dir") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BoundariesError(f"{run_dir}: another training run ({holder}) is writing here; "
+                                  "wait for it or choose another --run-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+
+
+def _train(cfg, run_dir: Path, resume, progress, data, tune) -> dict:
+    if distributed.is_main():
         if not resume and (run_dir / "last.pt").exists():
             raise BoundariesError(f"{run_dir}: holds a previous run (last.pt); pass --resume to "
                                   "continue it or choose another --run-dir")
