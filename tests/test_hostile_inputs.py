@@ -354,3 +354,39 @@ def _alive(pid) -> bool:
             return handle.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_evaluate_skips_a_malformed_annotation_with_one_line(tmp_path, capsys):
+    from boundaries import cli
+
+    for name in ("good", "bad"):
+        _music(tmp_path / f"{name}.wav")
+    (tmp_path / "good.txt").write_text("5.0\n")
+    (tmp_path / "bad.jams").write_text(json.dumps({"annotations": {"namespace": "segment_open"}}))
+    assert cli.main(["evaluate", "--checkpoint", str(cli_default_model()), "--data",
+                     str(tmp_path), "--json", str(tmp_path / "m.json")]) == 0
+    err = capsys.readouterr().err
+    assert "bad.jams" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "m.json").read_text())["n_files"] == 1
+
+
+def test_validating_on_the_training_files_warns(tmp_path, capsys):
+    from conftest import CONFIGS, write_corpus
+
+    import train
+
+    corpus = write_corpus(tmp_path / "corpus", n=3)
+    train.main([*CONFIGS, "--data", str(corpus), "--val-data", str(corpus), "--run-dir",
+                str(tmp_path / "run"), "--set", f"data.cache_dir={tmp_path / 'cache'}",
+                "--set", "data.jobs=1", "--set", "train.epochs=1"])
+    assert "3 validation files are also training files" in capsys.readouterr().err
+
+
+def test_a_thousand_jobs_start_no_more_workers_than_cores(tmp_path, capsys):
+    for i in range(2):
+        _music(tmp_path / f"m{i}.wav", 5.0, seed=i)
+    from boundaries import cli
+
+    assert cli.main(["detect", str(tmp_path), "-o", str(tmp_path / "out"), "--jobs",
+                     "1000"]) == 0
+    assert "done 2" in capsys.readouterr().out
