@@ -199,12 +199,16 @@ class Detector:
         check_decoding(threshold, n_tracks)
         acts, times, strengths = boundaries_for(self.model, mel, self.cfg, self.device,
                                                 threshold, n_tracks)
-        used = self.cfg.peaks.threshold if threshold is None else float(threshold)
-        settings = {"threshold": used, "n_tracks": n_tracks,
-                    "peaks": {**vars(self.cfg.peaks), "threshold": used}}
         return Result(np.asarray(times, dtype=np.float64), np.asarray(strengths), acts,
-                      self.fps, float(duration_s), self.model_id, source, settings,
+                      self.fps, float(duration_s), self.model_id, source,
+                      self.settings(threshold, n_tracks),
                       mel if keep_mel else None)
+
+    def settings(self, threshold=None, n_tracks=None) -> dict:
+        """The decoding a call with these options uses: threshold, track count, peak picking."""
+        used = self.cfg.peaks.threshold if threshold is None else float(threshold)
+        return {"threshold": used, "n_tracks": n_tracks,
+                "peaks": {**vars(self.cfg.peaks), "threshold": used}}
 
     def detect_many(self, paths, *, on_error: str = "raise", **options):
         """Yield a :class:`Result` per file, the model loaded once. ``on_error="skip"`` logs a

@@ -7,6 +7,7 @@ traceback appears only with ``--debug``.
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -224,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.debug)
+    debug_before = os.environ.get("BOUNDARIES_DEBUG")
+    if args.debug:  # per-file failures raise instead of becoming one line (workers inherit it)
+        os.environ["BOUNDARIES_DEBUG"] = "1"
     try:
         return COMMANDS[args.command][1](args)
     except BoundariesError as exc:
@@ -234,6 +238,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if debug_before is None:
+            os.environ.pop("BOUNDARIES_DEBUG", None)
 
 
 if __name__ == "__main__":

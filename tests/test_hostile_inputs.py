@@ -159,9 +159,10 @@ def test_the_same_name_under_two_inputs_keeps_both_results(tmp_path, capsys):
     assert _detect(tmp_path / "a", tmp_path / "b", "-o", tmp_path / "out", "--format",
                    "json") == 0
     written = sorted(p.relative_to(tmp_path / "out").as_posix()
-                     for p in (tmp_path / "out").rglob("*.json"))
+                     for p in (tmp_path / "out").rglob("*.boundaries.json"))
     assert written == ["a/song.wav.boundaries.json", "b/song.wav.boundaries.json"]
-    sources = {json.loads(p.read_text())["source"] for p in (tmp_path / "out").rglob("*.json")}
+    sources = {json.loads(p.read_text())["source"]
+               for p in (tmp_path / "out").rglob("*.boundaries.json")}
     assert len(sources) == 2
 
 
@@ -181,22 +182,22 @@ def test_csv_reruns_keep_rows_and_strengths_and_csv_alone_writes_rows(tmp_path, 
     assert (out / "boundaries.csv").read_text() == first  # strengths kept, not blanked
 
 
-def test_an_input_changed_after_its_outputs_is_redone(tmp_path, capsys):
+def test_a_rerun_redoes_a_changed_input_or_other_settings_and_skips_the_rest(tmp_path, capsys):
     import os
+    import shutil
 
-    audio = _music(tmp_path / "in.wav")
-    assert _detect(audio, "-o", tmp_path / "out") == 0
-    _music(audio, 30.0, seed=5)
-    os.utime(audio, ns=(time_ns() + 10**9, time_ns() + 10**9))
-    capsys.readouterr()
-    assert _detect(audio, "-o", tmp_path / "out") == 0
+    audio, other = _music(tmp_path / "in.wav"), _music(tmp_path / "other.wav", seed=5)
+    out = tmp_path / "out"
+    assert _detect(audio, "-o", out) == 0
+    assert _detect(audio, "-o", out) == 0
+    assert "done 0, skipped 1" in capsys.readouterr().out
+    stat = os.stat(audio)
+    shutil.copyfile(other, audio)  # cp -p: same size and time, other music
+    os.utime(audio, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert _detect(audio, "-o", out) == 0
     assert "done 1, skipped 0" in capsys.readouterr().out
-
-
-def time_ns():
-    import time
-
-    return time.time_ns()
+    assert _detect(audio, "-o", out, "--threshold", "0.5") == 0  # other decoding: redone
+    assert "done 1, skipped 0" in capsys.readouterr().out
 
 
 def test_a_file_name_that_is_not_utf8_is_processed(tmp_path, capsys):
@@ -390,3 +391,26 @@ def test_a_thousand_jobs_start_no_more_workers_than_cores(tmp_path, capsys):
     assert cli.main(["detect", str(tmp_path), "-o", str(tmp_path / "out"), "--jobs",
                      "1000"]) == 0
     assert "done 2" in capsys.readouterr().out
+
+
+def test_an_unexpected_failure_in_one_file_is_one_line_and_the_batch_goes_on(tmp_path, capsys,
+                                                                          monkeypatch):
+    from boundaries import api
+
+    for name in ("a", "b", "c"):
+        _music(tmp_path / f"{name}.wav", 5.0)
+    real = api.Detector.detect_mel
+
+    def flaky(self, mel, duration_s, **kwargs):
+        if kwargs["source"].endswith("b.wav"):
+            raise ZeroDivisionError("a bug")
+        return real(self, mel, duration_s, **kwargs)
+
+    monkeypatch.setattr(api.Detector, "detect_mel", flaky)
+    assert _detect(tmp_path, "-o", tmp_path / "out") == 1
+    captured = capsys.readouterr()
+    assert "done 2" in captured.out and "failed 1" in captured.out
+    assert "b.wav: unexpected ZeroDivisionError (a bug)" in captured.err
+    assert "Traceback" not in captured.err
+    with pytest.raises(ZeroDivisionError):
+        _detect(tmp_path, "-o", tmp_path / "out2", "--debug")

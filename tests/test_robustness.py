@@ -157,8 +157,10 @@ def test_disk_full_stops_the_batch_without_torn_outputs(model, odd_folder, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and "No space left on device" in err and "Stopped after 2 files" in err
     written = sorted(p.name for p in out.iterdir())
-    assert len(written) == 2 and not [n for n in written if n.endswith(".tmp")]
-    for path in out.iterdir():
+    assert not [n for n in written if n.endswith(".tmp")]
+    txt = [p for p in out.iterdir() if p.name.endswith(".boundaries.txt")]
+    assert len(txt) == 2 and len(written) == 4  # two files: outputs and their run records
+    for path in txt:
         read_boundaries(path)  # complete, parseable
 
 

@@ -68,8 +68,8 @@ def test_detect_cli_runs_the_track_change_checkpoint(trained, tmp_path, capsys):
     assert cli.main(["detect", str(tmp / "val"), "-o", str(out), "--checkpoint",
                      str(run / "best.pt"), "--format", "txt,json", "--jobs", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "mix_0.boundaries.json", "mix_0.boundaries.txt", "mix_1.boundaries.json",
-        "mix_1.boundaries.txt"]
+        "mix_0.boundaries.json", "mix_0.boundaries.run.json", "mix_0.boundaries.txt",
+        "mix_1.boundaries.json", "mix_1.boundaries.run.json", "mix_1.boundaries.txt"]
 
 
 def test_detect_with_the_track_count_known_writes_k_minus_1(trained, tmp_path):

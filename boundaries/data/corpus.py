@@ -16,7 +16,7 @@ import numpy as np
 
 from boundaries.data import labels
 from boundaries.data.annotations import find_annotation, read_boundaries
-from boundaries.errors import BoundariesError
+from boundaries.errors import BoundariesError, file_failure
 from boundaries.signal.audio import find_audio_files
 from boundaries.signal.features import FeatureCache, load_features
 
@@ -98,8 +98,8 @@ def load(tracks, cfg, progress: bool = True):
         duration_s = n_samples / cfg.audio.sr
         try:
             times_s = read_boundaries(track.annotation_path, duration_s=duration_s)
-        except BoundariesError as exc:
-            failures[track.audio_path] = str(exc)
+        except Exception as exc:  # any failure is this file's: one line, a skip
+            failures[track.audio_path] = file_failure(track.annotation_path, exc)
             continue
         data.append(TrackData(track.audio_path, mel, times_s, duration_s))
     return data, failures

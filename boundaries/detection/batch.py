@@ -21,16 +21,21 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.atomic import atomic_path, write_text
-from boundaries.data.annotations import read_boundaries
 from boundaries.detection import OUTPUT_FORMATS
-from boundaries.errors import BoundariesError, printable
+from boundaries.errors import BoundariesError, DecodingError, file_failure, printable
 from boundaries.signal.audio import find_audio_files
-from boundaries.signal.features import die_with_parent, file_features, limit_worker_threads
+from boundaries.signal.features import (
+    die_with_parent,
+    file_features,
+    limit_worker_threads,
+    sampled_fingerprint,
+)
 from boundaries.train import distributed
 
 logger = logging.getLogger(__name__)
 
 FORMATS = OUTPUT_FORMATS
+RECORD = "run.json"  # <stem>.boundaries.run.json: what the last run of a file used and found
 # Write errors that will hit every later file too: stop the batch instead of failing each file.
 FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -71,19 +76,36 @@ class Outputs:
     def per_file(self) -> list:
         return [f for f in self.formats if f != "csv"]  # csv is one file for the batch
 
-    def is_done(self, job) -> bool:
-        """Every output exists and is newer than the audio (an input changed since is redone).
-        boundaries.csv needs each file's strengths, so with csv the json must exist too."""
-        if self.overwrite:
-            return False
-        needed = set(self.per_file) | ({"json"} if "csv" in self.formats else set())
-        if not needed:
-            return False
-        try:
-            audio_ns = job.audio_path.stat().st_mtime_ns
-            return all(job.output(f).stat().st_mtime_ns >= audio_ns for f in needed)
-        except OSError:
-            return False
+
+
+def input_record(path) -> dict:
+    """What a batch records about an input beside its outputs, to tell later whether it changed."""
+    stat = os.stat(path)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "fingerprint": sampled_fingerprint(path)}
+
+
+def read_record(job):
+    """The record of a file's last run (``<stem>.boundaries.run.json``), or None."""
+    try:
+        return json.loads(job.output(RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_done(job, outputs: Outputs, model_id: str, settings: dict) -> bool:
+    """Skip a file only when its record says the same model and decoding ran on the same input
+    (size, mtime and fingerprint as now), and every output asked for exists."""
+    record = read_record(job)
+    if outputs.overwrite or not isinstance(record, dict):
+        return False
+    try:
+        same_input = record.get("input") == input_record(job.audio_path)
+    except OSError:
+        return False
+    return (same_input and record.get("model_id") == model_id
+            and record.get("settings") == json.loads(json.dumps(settings))
+            and all(job.output(f).exists() for f in outputs.per_file))
 
 
 @dataclass
@@ -165,7 +187,7 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
     report = Report()
     todo = []
     for job in jobs:
-        if outputs.is_done(job):
+        if is_done(job, outputs, detector.model_id, detector.settings(threshold, n_tracks)):
             report.skipped.append(job)
             report.rows.extend(_rows_from_existing(job))
         else:
@@ -187,17 +209,24 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
             report.rows.extend((str(job.audio_path), float(t), float(v))
                                for t, v in zip(result.boundaries_s, result.strengths))
         except OSError as exc:
-            message = (f"{job.audio_path}: cannot write outputs under {job.out_stem.parent} "
-                       f"({exc.strerror}); check free space and permissions")
+            message = (f"{printable(job.audio_path)}: cannot write outputs under "
+                       f"{printable(job.out_stem.parent)} ({exc.strerror}); check free space "
+                       "and permissions")
             if exc.errno in FATAL_WRITE_ERRORS:  # every later file would fail the same way
                 raise BoundariesError(f"{message}. Stopped after {len(report.done)} files; their "
                                       "outputs are complete, rerun to continue") from None
             report.failed[job.audio_path] = message
             logger.error("%s", message)
+        except DecodingError:
+            raise  # the options, not this file: every file would fail
+        except Exception as exc:  # any other failure is this file's: one line
+            report.failed[job.audio_path] = file_failure(job.audio_path, exc)
+            logger.error("%s", report.failed[job.audio_path])
     return report
 
 
 def _write_outputs(job, result, outputs: Outputs) -> None:
+    record = {"input": input_record(job.audio_path)}
     for fmt in outputs.per_file:
         result.save(job.output(fmt), fmt)
     if outputs.save_activations:
@@ -206,20 +235,18 @@ def _write_outputs(job, result, outputs: Outputs) -> None:
             np.save(handle, result.activations)
     if outputs.plot:
         result.plot(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png")
+    # written last: it vouches for the outputs above, and holds what boundaries.csv needs
+    record.update(source=printable(job.audio_path), model_id=result.model_id,
+                  settings=result.settings, boundaries_s=result.boundaries_s.tolist(),
+                  strengths=np.asarray(result.strengths, dtype=float).tolist())
+    write_text(job.output(RECORD), json.dumps(record, indent=1))
 
 
 def _rows_from_existing(job):
-    """boundaries.csv rows of a skipped file, strengths included, from its json output."""
-    try:
-        doc = json.loads(job.output("json").read_text(encoding="utf-8"))
-        return [(str(job.audio_path), float(t), float(s))
-                for t, s in zip(doc["boundaries_s"], doc["strengths"])]
-    except (OSError, ValueError, KeyError, TypeError):
-        try:
-            times = read_boundaries(job.output("txt"))
-        except BoundariesError:
-            return []
-        return [(str(job.audio_path), float(t), float("nan")) for t in times]
+    """boundaries.csv rows of a skipped file, strengths included, from its run record."""
+    record = read_record(job) or {}
+    return [(str(job.audio_path), float(t), float(v))
+            for t, v in zip(record.get("boundaries_s", []), record.get("strengths", []))]
 
 
 def write_csv(path, rows) -> None:

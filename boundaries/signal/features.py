@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.atomic import atomic_path
-from boundaries.errors import BoundariesError
+from boundaries.errors import AudioError, file_failure
 from boundaries.signal import timebase
 from boundaries.signal.audio import check_readable, load_audio
 
@@ -146,6 +146,18 @@ def _warn_cache_unwritable(folder: str, reason: str) -> None:  # once per folder
                    "data.cache_dir to a writable folder to cache)", folder, reason)
 
 
+def sampled_fingerprint(path, block: int = 1 << 20) -> str:
+    """blake2b of a file's size and of its first, middle and last MiB: what tells a batch that
+    an input changed since its outputs were written, without reading whole files to skip them."""
+    size = os.path.getsize(path)
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    with open(path, "rb") as handle:
+        for offset in sorted({0, max(0, size // 2 - block // 2), max(0, size - block)}):
+            handle.seek(offset)
+            digest.update(handle.read(block))
+    return digest.hexdigest()
+
+
 def content_hash(path, block: int = 1 << 20) -> str:
     """blake2b of a file's bytes (~1 GB/s): what identifies audio in the cache."""
     digest = hashlib.blake2b(digest_size=16)
@@ -158,14 +170,17 @@ def content_hash(path, block: int = 1 << 20) -> str:
 def _load_one(cache: FeatureCache, path):
     try:
         return path, cache.load(path), None
-    except BoundariesError as exc:
-        return path, None, str(exc)
+    except Exception as exc:  # any failure is this file's, reported as one line
+        return path, None, file_failure(path, exc)
 
 
 def audio_log_mel(path, sr: int, feature_kwargs: dict) -> tuple:
     """``(log-mel, n_samples)`` of one audio file; the decoded signal is freed on return."""
     y = load_audio(path, sr=sr)
-    return log_mel(y, sr=sr, **feature_kwargs), len(y)
+    mel = log_mel(y, sr=sr, **feature_kwargs)
+    if not np.isfinite(mel).all():  # the last guard: no NaN reaches a model as "no boundary"
+        raise AudioError(f"{path}: its features hold NaN or infinite values; re-export the audio")
+    return mel, len(y)
 
 
 def file_features(path, sr, feature_kwargs):
@@ -174,10 +189,8 @@ def file_features(path, sr, feature_kwargs):
     try:
         mel, n_samples = audio_log_mel(path, sr, feature_kwargs)
         return mel, n_samples / sr, None
-    except BoundariesError as exc:
-        return None, 0.0, str(exc)
-    except MemoryError:
-        return None, 0.0, f"{path}: too large to process in memory; split it into shorter files"
+    except Exception as exc:  # any failure is this file's, reported as one line
+        return None, 0.0, file_failure(path, exc)
 
 
 def die_with_parent() -> None:
