@@ -41,6 +41,8 @@ def check_readable(path: Path) -> None:
         raise _fail(path, "file not found", "check the path")
     if path.is_dir():
         raise _fail(path, "is a folder, not an audio file", "pass the files inside it")
+    if not path.is_file():  # a pipe or a device: reading it could block for ever
+        raise _fail(path, "is not a regular file (a pipe or a device?)", "pass audio files")
     if path.stat().st_size == 0:
         raise _fail(path, "empty file (0 bytes)", "re-export or remove it")
     if not os.access(path, os.R_OK):
@@ -140,7 +142,10 @@ def audio_from_array(y, sr_in: int, sr: int = DEFAULT_SR) -> np.ndarray:
     if hasattr(y, "detach"):  # a torch tensor
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
-    if np.issubdtype(y.dtype, np.integer):
+    if np.issubdtype(y.dtype, np.unsignedinteger):  # offset binary: 128 is silence in uint8
+        half = float(np.iinfo(y.dtype).max // 2 + 1)
+        y = (y.astype(np.float64) - half).astype(np.float32) / np.float32(half)
+    elif np.issubdtype(y.dtype, np.integer):
         y = y.astype(np.float32) / float(-np.iinfo(y.dtype).min)
     elif not np.issubdtype(y.dtype, np.floating):
         raise ValueError(f"audio of dtype {y.dtype}: give float or integer PCM samples")
