@@ -168,6 +168,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mixes", default="data/mixes2", help="make_mixes.py output folder")
     parser.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
     parser.add_argument("--previous", default=str(REPO / "benchmarks/models/cnn_foote_v1.pt"))
+    parser.add_argument("--previous-track-change",
+                        default=str(REPO / "benchmarks/models/track_change_v1.pt"),
+                        help="the track-change detector shipped before (session 3)")
     parser.add_argument("--ablation", action="store_true",
                         help="also train and score the descriptor-only and embedding-only rows")
     parser.add_argument("--json", help="also write the rows as JSON here")
@@ -176,12 +179,15 @@ def main(argv=None) -> int:
     mixes = Path(args.mixes)
     detector, cfg, _ = load_model(args.checkpoint)
     previous, previous_cfg, _ = load_model(args.previous)
+    v1, v1_cfg, _ = load_model(args.previous_track_change)
     splits = {s: load_split(mixes / s, cfg) for s in ("val", "test")}
     fps = cfg.fps
     foote_cfg, kernel = tune_foote(splits["val"], previous_cfg, fps)
     entries = [
         ("track-change detector (shipped)", detector.frame_activations, cfg, detector.refine),
         ("track-change, no placement", detector.frame_activations, cfg, None),
+        ("track-change v1 (1,662 min of training mixes)", v1.frame_activations, v1_cfg,
+         v1.refine),
         (f"previous model (CNN + {previous_cfg.peaks.novelty_weight:g} Foote)",
          lambda t: inference.activations_for(previous, t, previous_cfg, "cpu"), previous_cfg,
          None),

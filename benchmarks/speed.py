@@ -89,7 +89,7 @@ def stage_times(path: Path, model, cfg, repeats) -> dict:
     with torch.inference_mode():
         forward_s, acts = best_of(lambda: inference.activations_for(model, mel, cfg, "cpu"),
                                   repeats)
-    peaks_s, _ = best_of(lambda: inference.detect(acts, cfg), repeats)
+    peaks_s, _ = best_of(lambda: inference.pick(acts, cfg.peaks, cfg.fps), repeats)
     foote_s, _ = best_of(lambda: novelty.foote_activations(mel, fps=fps), repeats)
     return {"decode": decode_s, "resample": resample_s, "load_audio": load_s, "log-mel": mel_s,
             "forward": forward_s, "peaks": peaks_s, "foote": foote_s}

@@ -91,6 +91,8 @@ class SyntheticConfig:
 @dataclass(frozen=True)
 class DataConfig:
     train_dir: str = ""  # folder of audio + annotations; empty = the generated default data
+    # more training folders beside train_dir (e.g. a second make_mixes.py run of other seeds)
+    extra_train_dirs: tuple[str, ...] = ()
     val_dir: str = ""  # held-out folder; empty = split train_dir by group
     val_fraction: float = 0.2  # share of groups held out when val_dir is empty
     split_seed: int = 0

@@ -142,3 +142,18 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert state["epoch"] >= 1
     rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
     assert [r["epoch"] for r in rows] == [1, 2]  # only rank 0 logged
+
+
+def test_extra_training_folders_join_the_training_set(tmp_path):
+    from boundaries.config import load_config
+    from boundaries.train.loop import prepare_data
+
+    a = write_corpus(tmp_path / "a", n=3)
+    b = write_corpus(tmp_path / "b", n=2)
+    val = write_corpus(tmp_path / "val", n=1)
+    cfg = load_config(overrides=[f"data.train_dir={a}", f"data.extra_train_dirs=[{b}]",
+                                 f"data.val_dir={val}", f"data.cache_dir={tmp_path / 'cache'}",
+                                 "data.jobs=1"])
+    train_data, val_data, _ = prepare_data(cfg, progress=False)
+    assert len(train_data) == 5 and len(val_data) == 1
+    assert {t.audio_path.parent.name for t in train_data} == {"a", "b"}

@@ -105,10 +105,10 @@ def blend_novelty(acts, mel, cfg, weight=None) -> np.ndarray:
     return ((1 - weight) * acts + weight * novelty).astype(np.float32)
 
 
-def detect(activations, cfg, threshold=None):
-    """``(times_s, strengths)`` from activations with the config's peak picking."""
-    p = cfg.peaks
-    return peaks.pick_peaks(activations, fps=cfg.fps,
+def pick(activations, p, fps: float, threshold=None):
+    """``(times_s, strengths)`` from activations at ``fps`` with the peak settings ``p`` (a
+    :class:`boundaries.config.PeakConfig`; ``threshold`` replaces its own)."""
+    return peaks.pick_peaks(activations, fps=fps,
                             threshold=p.threshold if threshold is None else threshold,
                             max_window_s=p.max_window_s, avg_before_s=p.avg_before_s,
                             avg_after_s=p.avg_after_s, min_distance_s=p.min_distance_s,
@@ -122,7 +122,7 @@ def decode(activations, cfg, threshold=None, n_tracks=None):
     """``(times_s, strengths)`` from activations: peak picking at the threshold, or, with
     ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`)."""
     if n_tracks is None:
-        return detect(activations, cfg, threshold)
+        return pick(activations, cfg.peaks, cfg.fps, threshold)
     return peaks.best_k_peaks(
         activations, fps=cfg.fps, k=n_tracks - 1,
         min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),

@@ -44,7 +44,7 @@ def score(data, activations, cfg, peak_threshold=None, frame_threshold=None,
     hits = {w: np.zeros(3, dtype=np.int64) for w in cfg.eval.windows}
     for i, (track, acts) in enumerate(zip(data, activations)):
         truth = frame_labels(track, cfg)
-        est_s, strengths = inference.detect(acts, cfg, threshold=peak_threshold) \
+        est_s, strengths = inference.pick(acts, cfg.peaks, cfg.fps, peak_threshold) \
             if estimates is None else estimates[i]
         row = {"file": str(track.audio_path), "duration_s": track.duration_s,
                "n_ref": int(len(track.times_s)), "n_est": int(len(est_s)),
@@ -141,9 +141,9 @@ def tune_thresholds(data, activations, cfg) -> tuple:
     window = cfg.eval.tune_window
     best_peak, best_f = cfg.peaks.threshold, -1.0
     for threshold in PEAK_THRESHOLDS:
-        f = np.mean([metrics.boundary_scores(t.times_s, inference.detect(a, cfg, threshold)[0],
-                                             t.duration_s, window, trim=cfg.eval.trim)["f"]
-                     for t, a in zip(data, activations)])
+        f = np.mean([metrics.boundary_scores(
+            t.times_s, inference.pick(a, cfg.peaks, cfg.fps, threshold)[0], t.duration_s,
+            window, trim=cfg.eval.trim)["f"] for t, a in zip(data, activations)])
         if f > best_f + 1e-12:
             best_peak, best_f = float(threshold), float(f)
     return best_peak, tune_frame_threshold(data, activations, cfg)

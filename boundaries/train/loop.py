@@ -47,6 +47,11 @@ def prepare_data(cfg, progress=True):
     train_dir = Path(cfg.data.train_dir).expanduser() if cfg.data.train_dir else \
         corpus.default_data_dir(cfg)
     tracks, problems = corpus.discover(train_dir, cfg.audio.extensions, cfg.data.group_by)
+    for extra in cfg.data.extra_train_dirs:
+        more, more_problems = corpus.discover(Path(extra).expanduser(), cfg.audio.extensions,
+                                              cfg.data.group_by)
+        tracks += more
+        problems.update(more_problems)
     if cfg.data.val_dir:
         train_tracks = tracks
         val_tracks, val_problems = corpus.discover(Path(cfg.data.val_dir).expanduser(),

@@ -170,7 +170,7 @@ def tune_decoding(val_data, activations, cfg):
         trial = cfg.replace(peaks=peaks_cfg)
         for threshold in THRESHOLDS:
             f = np.mean([metrics.boundary_scores(
-                t.times_s, inference.detect(a, trial, threshold)[0], t.duration_s,
+                t.times_s, inference.pick(a, trial.peaks, trial.fps, threshold)[0], t.duration_s,
                 cfg.eval.tune_window, trim=cfg.eval.trim)["f"] for t, a in zip(val_data,
                                                                                 activations)])
             if f > best[0] + 1e-12:
@@ -225,7 +225,7 @@ def tune_placement(detector, val_data, activations, cfg):
     and 3 s (placement can trade one for the other), and the scores it gives."""
     scored = []
     for track, acts in zip(val_data, activations):
-        times, _ = inference.detect(acts, cfg)
+        times, _ = inference.pick(acts, cfg.peaks, cfg.fps)
         local = placement.LocalFrames(track.mel, detector.fps)
         scored.append(placement.scored_frames(local, times, detector.placement))
     best = None
