@@ -25,10 +25,9 @@ import torch
 from boundaries.cli import DEFAULT_MODEL
 from boundaries.detection import inference
 from boundaries.model.checkpoints import load_model
-from boundaries.recipes.mixes import write_audio
 from boundaries.recipes.synthetic import make_clip
 from boundaries.signal import novelty
-from boundaries.signal.audio import load_audio
+from boundaries.signal.audio import load_audio, write_audio
 from boundaries.signal.features import log_mel
 
 FORMATS = {"mp3": ("MP3", "MPEG_LAYER_III"), "ogg": ("OGG", "VORBIS"), "flac": ("FLAC", "PCM_16"),

@@ -29,7 +29,9 @@ class Result:
     boundaries_s : np.ndarray [shape=(n_boundaries,), dtype=float64]
         Boundary times in seconds, sorted.
     strengths : np.ndarray [shape=(n_boundaries,)]
-        Each boundary's strength: the activation minus its local mean (not a probability).
+        Each boundary's strength: the activation there (the shipped detector's probability of a
+        crossover), or its height above the local mean for detectors decoded that way;
+        ``to_dict()["strength_meaning"]`` says which.
     activations : np.ndarray [shape=(n_frames,), dtype=float32]
         The detector's per-frame activation, in [0, 1]; frame ``i`` is at ``i / fps`` s.
     fps : float
@@ -62,37 +64,94 @@ class Result:
                 else None,
                 "boundaries_s": [round(float(t), 3) for t in self.boundaries_s],
                 "strengths": [round(float(s), 4) for s in self.strengths],
-                "strength_meaning": "activation minus its local mean at the boundary; not a "
-                                    "probability",
+                "strength_meaning": strength_meaning(self.settings),
                 "duration_s": round(float(self.duration_s), 3), "fps": self.fps,
                 "model_id": self.model_id, "boundaries_version": __version__,
                 "settings": self.settings}
 
     def save(self, path, fmt: str | None = None) -> Path:
-        """Write the boundaries atomically as ``txt``, ``lab``, ``jams``, ``json`` (or the format
-        the suffix of ``path`` names). Returns the path written."""
-        from boundaries.data.annotations import write_boundaries
+        """Write the boundaries atomically: research formats ``txt``, ``lab``, ``jams``,
+        ``json``; DJ formats ``cue`` (a CUE sheet), ``audacity`` (a label track), ``tracklist``
+        (``mm:ss  Track n``) and ``rekordbox`` (an XML collection with a memory cue at each
+        crossover). ``fmt`` defaults to what the suffix of ``path`` names (``.cue``, ``.xml``:
+        rekordbox). Returns the path written."""
+        from boundaries.atomic import write_text
+        from boundaries.data.annotations import format_boundaries
 
         path = Path(path)
-        fmt = fmt or path.suffix.lstrip(".").lower()
+        fmt = fmt or {".xml": "rekordbox"}.get(path.suffix.lower(),
+                                               path.suffix.lstrip(".").lower())
         if fmt not in SAVE_FORMATS:
             raise ValueError(f"{path}: format {fmt!r} unknown; choose from "
                              f"{', '.join(SAVE_FORMATS)}")
-        write_boundaries(path, self.boundaries_s, fmt, duration_s=self.duration_s,
-                         strengths=self.strengths, extra=self.to_dict())
+        if fmt in ("txt", "lab", "jams", "json"):
+            text = format_boundaries(self.boundaries_s, fmt, duration_s=self.duration_s,
+                                     strengths=self.strengths, extra=self.to_dict())
+        else:
+            text = self.export_text(fmt)
+        write_text(path, text)
         return path
+
+    def sonify(self, path, audio=None, sr: int = 22050) -> Path:
+        """The audio with a click at each boundary (``mir_eval.sonify.clicks``), written as Ogg
+        Vorbis (``.ogg``) or wav, atomically: listen to where the crossovers fell. ``audio``
+        (mono samples at ``sr``) defaults to the decoded source file."""
+        import mir_eval
+
+        from boundaries.signal.audio import load_audio, write_audio
+
+        if audio is None:
+            if not self.source:
+                raise ValueError("sonify: this result came from an array; pass audio= and sr=")
+            audio = load_audio(self.source, sr=sr)
+        audio = np.asarray(audio, dtype=np.float32)
+        clicks = mir_eval.sonify.clicks(np.asarray(self.boundaries_s), fs=sr, length=len(audio))
+        mixed = 0.8 * audio / max(1.0, float(np.max(np.abs(audio)))) + 0.5 * clicks
+        path = Path(path)
+        kind = "ogg" if path.suffix.lower() in (".ogg", ".oga") else "wav"
+        write_audio(path, np.clip(mixed, -1, 1).astype(np.float32), sr, kind)
+        return path
+
+    def export_text(self, fmt: str) -> str:
+        """The text of a DJ export (``cue``, ``audacity``, ``tracklist``, ``rekordbox``)."""
+        from boundaries import __version__
+        from boundaries.detection import exports
+
+        name = Path(self.source).name if self.source else "audio.wav"
+        if fmt == "cue":
+            return exports.cue_sheet(self.boundaries_s, printable(name),
+                                     f"boundaries {__version__} (model {self.model_id[:12]})")
+        if fmt == "audacity":
+            return exports.audacity_labels(self.boundaries_s)
+        if fmt == "tracklist":
+            return exports.tracklist(self.boundaries_s)
+        if fmt == "rekordbox":
+            return exports.rekordbox_xml([(self.source or name, self.duration_s,
+                                           self.boundaries_s)], __version__)
+        raise ValueError(f"unknown export format {fmt!r}")
 
     def plot(self, path, reference_s=()) -> Path:
         """A PNG of the activation with the boundaries (and the log-mel above it when the result
         kept it: ``detect(..., keep_mel=True)``)."""
         from boundaries.score.plots import plot_activation
 
+        calibrated = not self.settings.get("peaks", {}).get("subtract_local_mean", True)
         plot_activation(path, self.mel, self.activations, fps=self.fps, est_s=self.boundaries_s,
-                        ref_s=reference_s, title=Path(self.source).name if self.source else "")
+                        ref_s=reference_s, title=printable(Path(self.source).name)
+                        if self.source else "",
+                        threshold=self.settings.get("threshold") if calibrated else None)
         return Path(path)
 
 
-SAVE_FORMATS = ("txt", "lab", "jams", "json")
+def strength_meaning(settings: dict) -> str:
+    """What a boundary's strength is under these decoding settings (written beside it)."""
+    if settings.get("peaks", {}).get("subtract_local_mean", True):
+        return "the activation at the boundary minus its local mean: not a probability"
+    return ("the detector's activation at the boundary: its probability that a crossover lies "
+            "within a second of that instant")
+
+
+SAVE_FORMATS = ("txt", "lab", "jams", "json", "cue", "audacity", "tracklist", "rekordbox")
 
 
 class Detector:

@@ -109,6 +109,12 @@ def add_detect_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="redo files whose outputs exist")
     parser.add_argument("--save-activations", action="store_true", help="also write .npy curves")
     parser.add_argument("--plot", action="store_true", help="also write a PNG per file")
+    parser.add_argument("--sonify", action="store_true",
+                        help="also write <stem>.clicks.ogg: the audio with a click at each "
+                             "boundary")
+    parser.add_argument("--min-track-s", type=float, metavar="S",
+                        help="the shortest track (seconds) between crossovers (default: the "
+                             "model's, tuned on validation; 15 s for the shipped model)")
     _common(parser)
 
 
@@ -122,6 +128,7 @@ def run_detect(args) -> int:
         formats=[f.strip() for f in args.format.split(",") if f.strip()],
         threshold=args.threshold, n_tracks=args.n_tracks, jobs=args.jobs,
         overwrite=args.overwrite, save_activations=args.save_activations, plot=args.plot,
+        sonify=args.sonify, min_track_s=args.min_track_s,
         device=args.device or "auto", overrides=args.set, progress=sys.stderr.isatty())
     if distributed.is_main():
         print(summary_line(report, report.seconds))

@@ -132,7 +132,7 @@ def tune(checkpoint, data_dir, out, *, device="auto", overwrite=False, progress=
 
 def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshold=None,
                   n_tracks=None, jobs=2, overwrite=False, save_activations=False, plot=False,
-                  device="auto", overrides=(), progress=True):
+                  sonify=False, min_track_s=None, device="auto", overrides=(), progress=True):
     """``boundaries detect``: every audio file under ``paths`` -> outputs under ``out_dir``
     (torchrun shards the files over ranks); returns the batch's
     :class:`boundaries.detection.batch.Report`."""
@@ -153,10 +153,14 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
     torch.set_num_threads(1)
     if device in ("auto", "cuda") and torch.cuda.is_available() and distributed.world_size() > 1:
         device = f"cuda:{distributed.local_rank()}"  # torchrun: one GPU per rank
+    if min_track_s is not None:
+        if not 0 < min_track_s <= 3600:
+            raise BoundariesError(f"--min-track-s {min_track_s}: give seconds in (0, 3600]")
+        overrides = [*overrides, f"peaks.min_distance_s={min_track_s}"]
     detector = Detector(checkpoint, device, overrides)
     distributed.init(detector.device)
     try:
-        outputs = Outputs(tuple(formats), save_activations, plot, overwrite)
+        outputs = Outputs(tuple(formats), save_activations, plot, sonify, overwrite)
         return detect_paths(paths, out_dir, detector, outputs, threshold=threshold,
                             n_tracks=n_tracks, n_workers=jobs, progress=progress)
     finally:

@@ -129,3 +129,60 @@ def test_import_boundaries_is_light():
              "print(sorted({'torch', 'numpy', 'librosa'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_dj_exports_parse_back(detector, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from boundaries.api import Result
+    from boundaries.detection import exports
+
+    result = Result(np.array([65.5, 3725.25]), np.array([0.9, 0.4]), np.zeros(10), 43.07,
+                    4000.0, "f" * 64, source=str(tmp_path / "set one.mp3"),
+                    settings=detector.settings())
+    cue = result.save(tmp_path / "set.cue").read_text()
+    assert 'FILE "set one.mp3" MP3' in cue and "TRACK 03 AUDIO" in cue
+    assert "INDEX 01 01:05:38" in cue and "INDEX 01 62:05:19" in cue  # 75 frames a second
+    assert exports.cue_time(59.999) == "01:00:00"
+    labels = result.save(tmp_path / "set.audacity.txt", "audacity").read_text().splitlines()
+    assert [line.split("\t") for line in labels][0] == ["65.500000", "65.500000", "crossover 1"]
+    tracklist = result.save(tmp_path / "set.tracklist.txt", "tracklist").read_text()
+    assert tracklist.splitlines() == ["0:00:00  Track 1", "0:01:06  Track 2", "1:02:05  Track 3"]
+    root = ET.parse(result.save(tmp_path / "set.xml")).getroot()
+    track = root.find("COLLECTION/TRACK")
+    marks = track.findall("POSITION_MARK")
+    assert root.tag == "DJ_PLAYLISTS" and track.get("TotalTime") == "4000"
+    assert track.get("Location").startswith("file://localhost/") and "set%20one.mp3" in \
+        track.get("Location")
+    assert [float(m.get("Start")) for m in marks] == [65.5, 3725.25]
+    assert {m.get("Num") for m in marks} == {"-1"} and {m.get("Type") for m in marks} == {"0"}
+
+
+def test_jams_carries_confidence_and_the_model(detector, tmp_path):
+    result = detector.detect(stereo_music(22050), sr=22050, n_tracks=3)
+    doc = json.loads(result.save(tmp_path / "a.jams").read_text())
+    annotation = doc["annotations"][0]
+    confidences = [o["confidence"] for o in annotation["data"]]
+    assert confidences[0] is None and confidences[1:] == pytest.approx(list(result.strengths))
+    assert annotation["annotation_metadata"]["annotator"]["model_id"] == result.model_id
+
+
+def test_no_boundary_at_the_edges_of_music_that_runs_to_both_ends(detector):
+    y = stereo_music(22050, 40.0)
+    for n_tracks in (None, 4):
+        result = detector.detect(y, sr=22050, n_tracks=n_tracks, threshold=None)
+        assert np.all(result.boundaries_s >= 1.0)
+        assert np.all(result.boundaries_s <= result.duration_s - 1.0)
+
+
+def test_sonify_writes_the_audio_with_clicks(detector, tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "in.wav"
+    sf.write(path, stereo_music(22050, 40.0), 22050)
+    result = detector.detect(path, n_tracks=3)
+    out = result.sonify(tmp_path / "in.clicks.ogg")
+    clicked, sr = sf.read(out)
+    assert sr == 22050 and abs(len(clicked) - 40 * 22050) < 100
+    with pytest.raises(ValueError, match="array"):
+        detector.detect(stereo_music(22050, 16.0), sr=22050).sonify(tmp_path / "x.wav")

@@ -139,9 +139,9 @@ def test_unwritable_output_path_is_one_clear_error(model, odd_folder, tmp_path, 
 def test_disk_full_stops_the_batch_without_torn_outputs(model, odd_folder, tmp_path, capsys,
                                                         monkeypatch):
     root, _, _ = odd_folder
-    from boundaries.data import annotations
+    from boundaries import atomic
 
-    real_write = annotations.write_boundaries
+    real_write = atomic.write_text
     calls = []
 
     def fill_disk_after_two(path, *args, **kwargs):
@@ -150,7 +150,7 @@ def test_disk_full_stops_the_batch_without_torn_outputs(model, odd_folder, tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(annotations, "write_boundaries", fill_disk_after_two)
+    monkeypatch.setattr(atomic, "write_text", fill_disk_after_two)  # what Result.save calls
     out = tmp_path / "out"
     code = cli.main(["detect", str(root), "-o", str(out), "--checkpoint", str(model), "--jobs",
                      "1"])

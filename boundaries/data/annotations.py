@@ -229,12 +229,20 @@ def format_boundaries(times_s, fmt: str, duration_s=None, strengths=None, extra=
     if fmt == "lab":
         return "".join(f"{a:.3f}\t{b:.3f}\tsegment_{i}\n" for i, (a, b) in enumerate(segments))
     if fmt == "jams":
-        data = [{"time": a, "duration": b - a, "value": f"segment_{i}", "confidence": None}
+        # a segment's confidence: the strength of the boundary that opens it (none for the first)
+        opening = [None, *(float(s) for s in strengths)] if strengths is not None else []
+        data = [{"time": a, "duration": b - a, "value": f"segment_{i}",
+                 "confidence": opening[i] if i < len(opening) else None}
                 for i, (a, b) in enumerate(segments)]
+        extra = extra or {}
+        tool = f"boundaries {extra.get('boundaries_version', '')}".strip()
+        metadata = {"annotation_tools": tool, "data_source": "automatic (machine estimate)",
+                    "annotator": {"name": "boundaries", "model_id": extra.get("model_id")},
+                    "annotation_rules": "confidence: the strength of the boundary opening the "
+                                        f"segment ({extra.get('strength_meaning', 'see sandbox')})"}
         doc = {"file_metadata": {"duration": duration_s},
                "annotations": [{"namespace": "segment_open", "data": data,
-                                "annotation_metadata": {"annotation_tools": "boundaries"},
-                                "sandbox": extra or {}}],
+                                "annotation_metadata": metadata, "sandbox": extra}],
                "sandbox": {}}
         return json.dumps(doc, indent=1)
     if fmt == "json":

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.atomic import atomic_path, write_text
-from boundaries.detection import OUTPUT_FORMATS
+from boundaries.detection import BATCH_FORMATS, OUTPUT_FORMATS
 from boundaries.errors import BoundariesError, DecodingError, file_failure, printable
 from boundaries.signal.audio import find_audio_files
 from boundaries.signal.features import (
@@ -35,6 +35,7 @@ from boundaries.train import distributed
 logger = logging.getLogger(__name__)
 
 FORMATS = OUTPUT_FORMATS
+DJ_NAMES = {"cue": ".cue", "audacity": ".audacity.txt", "tracklist": ".tracklist.txt"}
 RECORD = "run.json"  # <stem>.boundaries.run.json: what the last run of a file used and found
 # Write errors that will hit every later file too: stop the batch instead of failing each file.
 FATAL_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -61,7 +62,10 @@ class Job:
     input_index: int = 0  # which of the command's inputs holds the file
 
     def output(self, fmt: str) -> Path:
-        return self.out_stem.parent / f"{self.out_stem.name}.boundaries.{fmt}"
+        """``<stem>.boundaries.<fmt>`` for the research formats and the run record;
+        ``<stem>.cue``, ``<stem>.audacity.txt``, ``<stem>.tracklist.txt`` for the DJ ones."""
+        name = DJ_NAMES.get(fmt, f".boundaries.{fmt}")
+        return self.out_stem.parent / f"{self.out_stem.name}{name}"
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,12 @@ class Outputs:
     formats: tuple = ("txt",)
     save_activations: bool = False  # <stem>.activations.npy
     plot: bool = False  # <stem>.boundaries.png
+    sonify: bool = False  # <stem>.clicks.ogg: the audio with a click at each boundary
     overwrite: bool = False
 
     @property
     def per_file(self) -> list:
-        return [f for f in self.formats if f != "csv"]  # csv is one file for the batch
+        return [f for f in self.formats if f not in BATCH_FORMATS]
 
 
 
@@ -115,7 +120,14 @@ class Report:
     failed: dict = field(default_factory=dict)
     audio_s: float = 0.0
     seconds: float = 0.0  # wall time of the whole batch
-    rows: list = field(default_factory=list)  # (file, time_s, strength) for boundaries.csv
+    # (file, duration_s, boundaries_s, strengths) of every file done or skipped
+    recordings: list = field(default_factory=list)
+
+    @property
+    def rows(self) -> list:
+        """``(file, time_s, strength)`` rows of boundaries.csv."""
+        return [(f, float(t), float(s)) for f, _, times, strengths in self.recordings
+                for t, s in zip(times, strengths)]
 
 
 def plan_jobs(inputs, out_dir, extensions) -> tuple:
@@ -189,7 +201,7 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
     for job in jobs:
         if is_done(job, outputs, detector.model_id, detector.settings(threshold, n_tracks)):
             report.skipped.append(job)
-            report.rows.extend(_rows_from_existing(job))
+            report.recordings.append(_recording_from_record(job))
         else:
             todo.append(job)
     for job, (mel, duration_s, error) in tqdm(_feature_stream(todo, cfg, n_workers),
@@ -206,8 +218,9 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
             _write_outputs(job, result, outputs)
             report.done.append(job)
             report.audio_s += duration_s
-            report.rows.extend((str(job.audio_path), float(t), float(v))
-                               for t, v in zip(result.boundaries_s, result.strengths))
+            report.recordings.append((str(job.audio_path), duration_s,
+                                      result.boundaries_s.tolist(),
+                                      np.asarray(result.strengths, dtype=float).tolist()))
         except OSError as exc:
             message = (f"{printable(job.audio_path)}: cannot write outputs under "
                        f"{printable(job.out_stem.parent)} ({exc.strerror}); check free space "
@@ -235,18 +248,21 @@ def _write_outputs(job, result, outputs: Outputs) -> None:
             np.save(handle, result.activations)
     if outputs.plot:
         result.plot(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png")
+    if outputs.sonify:
+        result.sonify(job.out_stem.parent / f"{job.out_stem.name}.clicks.ogg")
     # written last: it vouches for the outputs above, and holds what boundaries.csv needs
-    record.update(source=printable(job.audio_path), model_id=result.model_id,
+    record.update(source=printable(job.audio_path), duration_s=result.duration_s,
+                  model_id=result.model_id,
                   settings=result.settings, boundaries_s=result.boundaries_s.tolist(),
                   strengths=np.asarray(result.strengths, dtype=float).tolist())
     write_text(job.output(RECORD), json.dumps(record, indent=1))
 
 
-def _rows_from_existing(job):
-    """boundaries.csv rows of a skipped file, strengths included, from its run record."""
+def _recording_from_record(job):
+    """A skipped file's entry of the batch files (csv, rekordbox) from its run record."""
     record = read_record(job) or {}
-    return [(str(job.audio_path), float(t), float(v))
-            for t, v in zip(record.get("boundaries_s", []), record.get("strengths", []))]
+    return (str(job.audio_path), float(record.get("duration_s", 0.0)),
+            record.get("boundaries_s", []), record.get("strengths", []))
 
 
 def write_csv(path, rows) -> None:
@@ -256,6 +272,18 @@ def write_csv(path, rows) -> None:
     writer.writerows((printable(f), f"{t:.3f}", "" if s != s else f"{s:.4f}")
                      for f, t, s in rows)
     write_text(path, buffer.getvalue())
+
+
+def write_batch_files(out_dir: Path, report: Report, outputs: Outputs) -> None:
+    """boundaries.csv and rekordbox.xml: every file of the batch, done now or before."""
+    if "csv" in outputs.formats:
+        write_csv(out_dir / "boundaries.csv", report.rows)
+    if "rekordbox" in outputs.formats:
+        from boundaries import __version__
+        from boundaries.detection.exports import rekordbox_xml
+
+        write_text(out_dir / "rekordbox.xml", rekordbox_xml(
+            [(f, d, times) for f, d, times, _ in report.recordings], __version__))
 
 
 def summary_line(report: Report, seconds: float) -> str:
@@ -272,7 +300,7 @@ def merge_reports(reports) -> Report:
         merged.skipped += report.skipped
         merged.failed.update(report.failed)
         merged.audio_s += report.audio_s
-        merged.rows += report.rows
+        merged.recordings += report.recordings
     return merged
 
 
@@ -293,8 +321,8 @@ def detect_paths(inputs, out_dir, detector, outputs: Outputs = Outputs(), **opti
     report = merge_reports(distributed.gather_objects(
         run_detect(mine, detector, outputs, **options)))
     report.failed.update(failed)
-    report.rows.sort(key=lambda row: (order.get(row[0], -1), row[1]))  # input order, then time
-    if "csv" in outputs.formats and distributed.is_main():
-        write_csv(Path(out_dir) / "boundaries.csv", report.rows)
+    report.recordings.sort(key=lambda rec: order.get(rec[0], -1))  # input order
+    if distributed.is_main():
+        write_batch_files(Path(out_dir), report, outputs)
     report.seconds = time.perf_counter() - started
     return report

@@ -115,7 +115,9 @@ def pick(activations, p, fps: float, threshold=None):
                             subtract_local_mean=p.subtract_local_mean)
 
 
-KNOWN_K_EDGE_S = 1.0  # with K known, no crossover within this of either end
+# No boundary within this of either end of a file: a segment that short is no track (and one at
+# 0 or at the end is a zero-length segment, which mir_eval and every DJ export reject).
+EDGE_S = 1.0
 
 
 def decode(activations, cfg, threshold=None, n_tracks=None):
@@ -126,7 +128,7 @@ def decode(activations, cfg, threshold=None, n_tracks=None):
     return peaks.best_k_peaks(
         activations, fps=cfg.fps, k=n_tracks - 1,
         min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),
-        edge_s=KNOWN_K_EDGE_S)
+        edge_s=EDGE_S)
 
 
 def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):
@@ -136,10 +138,13 @@ def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):
     to its instant."""
     acts = activations_for(model, mel, cfg, device)
     times, strengths = decode(acts, cfg, threshold, n_tracks)
+    end_s = (len(acts) - 1) / cfg.fps
+    inside = (times >= EDGE_S) & (times <= end_s - EDGE_S)  # best-K keeps to this already
+    times, strengths = np.asarray(times)[inside], np.asarray(strengths)[inside]
     if getattr(model, "placement", None) is not None and len(times):
         # each detection moves by at most placement.SEARCH_S; keep them sorted and distinct
         # even when a small minimum distance lets two land on one frame
-        times = model.refine(mel, times)
+        times = np.clip(model.refine(mel, times), EDGE_S, max(EDGE_S, end_s - EDGE_S))
         order = np.argsort(times, kind="stable")
         times, strengths = times[order], np.asarray(strengths)[order]
         keep = np.r_[True, np.diff(times) > 0]

@@ -27,10 +27,10 @@ import soundfile as sf
 import soxr
 from scipy.signal import butter, sosfiltfilt
 
-from boundaries.atomic import atomic_path, write_text
+from boundaries.atomic import write_text
 from boundaries.data.annotations import write_boundaries
 from boundaries.errors import BoundariesError, first_line
-from boundaries.signal.audio import AUDIO_EXTENSIONS
+from boundaries.signal.audio import AUDIO_EXTENSIONS, write_audio
 from boundaries.signal.features import die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,6 @@ STEM_NAMES = {"song", "guitar", "rhythm", "bass", "drums", "vocals", "keys", "pi
 ARCHIVE_EXTENSIONS = (".zip", ".pk3")
 SILENT_DBFS = -50.0  # an excerpt quieter than this (RMS) is redrawn: digital silence, a long pause
 EQ_CROSSOVER_HZ = 200.0
-WRITE_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -369,16 +368,6 @@ def inner_edit(rng, piece, sources, segment, sr):
 
 
 # ---------------------------------------------------------------- writing
-
-
-def write_audio(path: Path, y: np.ndarray, sr: int, fmt: str) -> None:
-    """Atomic, and block by block: long single-call Vorbis writes crash libvorbis."""
-    subtype = {"ogg": "VORBIS", "flac": "PCM_16", "wav": "PCM_16"}[fmt]
-    with atomic_path(path) as tmp:
-        channels = 1 if y.ndim == 1 else y.shape[1]
-        with sf.SoundFile(tmp, "w", sr, channels, subtype=subtype, format=fmt.upper()) as handle:
-            for begin in range(0, len(y), WRITE_BLOCK):
-                handle.write(y[begin:begin + WRITE_BLOCK])
 
 
 def _write_clip(out_dir: Path, split: str, index: int, sources, settings: MixSettings,

@@ -19,33 +19,58 @@ def _save(fig, path):
         fig.savefig(tmp, format="png", dpi=110)
 
 
-def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title=""):
-    """Mel spectrogram (when ``mel`` is not None) above the activation curve, detected (red) and
-    reference (green) times."""
+def clock_label(seconds: float, _=None) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour on: the time axis of every plot."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title="",
+                    threshold=None, sr=22050, hop_length=512, fmin=27.5, fmax=11025.0):
+    """Log-mel (Hz axis; when ``mel`` is given) above the activation, with numbered detected
+    boundaries (red, labelled with their times), references (green, dashed, when given) and the
+    threshold on the activation's scale (when given). The figure widens with the recording (about
+    1.5 inches a minute, 12 to 48 inches), so an hour-long mix stays readable."""
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter
+
+    duration = len(activations) / fps
     times = np.arange(len(activations)) / fps
+    width = float(np.clip(1.5 * duration / 60, 12, 48))
     if mel is None:
-        fig, bottom = plt.subplots(figsize=(12, 2.5))
+        fig, bottom = plt.subplots(figsize=(width, 2.8))
         axes = (bottom,)
-        bottom.set_title(title)
     else:
-        fig, axes = plt.subplots(2, 1, figsize=(12, 5), sharex=True,
+        import librosa.display
+
+        fig, axes = plt.subplots(2, 1, figsize=(width, 5.5), sharex=True,
                                  gridspec_kw={"height_ratios": [2, 1]})
         top, bottom = axes
-        top.imshow(mel, origin="lower", aspect="auto", cmap="magma",
-                   extent=[0, len(activations) / fps, 0, mel.shape[0]])
-        top.set_ylabel("mel band")
-        top.set_title(title)
+        librosa.display.specshow(mel, sr=sr, hop_length=hop_length, x_axis="s", y_axis="mel",
+                                 fmin=fmin, fmax=fmax, ax=top, cmap="magma")
+        top.set_ylabel("Hz")
+        top.set_xlabel("")
+    axes[0].set_title(title, pad=14)
     bottom.plot(times, activations, color="black", lw=0.8, label="activation")
+    if threshold is not None:
+        bottom.axhline(threshold, color="tab:blue", lw=0.8, ls="--",
+                       label=f"threshold {threshold:g}")
     for axis in axes:
         for t in ref_s:
             axis.axvline(t, color="limegreen", lw=1.5, ls="--")
         for t in est_s:
             axis.axvline(t, color="red", lw=1.0)
-    bottom.plot([], [], color="limegreen", ls="--", label="reference")
+    for n, t in enumerate(est_s, start=1):
+        axes[0].annotate(f"{n} {clock_label(t)}", (t, 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(2, 2), textcoords="offset points", fontsize=7, color="red")
+    if len(ref_s):
+        bottom.plot([], [], color="limegreen", ls="--", label="reference")
     bottom.plot([], [], color="red", label="detected")
     bottom.set_ylim(0, 1.02)
-    bottom.set_xlabel("time (s)")
+    bottom.set_xlim(0, duration)
+    bottom.xaxis.set_major_formatter(FuncFormatter(clock_label))
+    bottom.set_xlabel("time (m:ss)")
     bottom.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
@@ -74,8 +99,10 @@ def plot_curves(roc_path, pr_path, curves: dict):
         ax_pr.step(recall, precision, where="post", label=f"{name} (AP {ap:.3f})", **style)
         ax_pr.axhline(np.mean(labels), color="grey", ls=":", lw=0.8)
     ax_roc.plot([0, 1], [0, 1], color="grey", ls=":", label="chance")
-    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
-    ax_pr.set(xlabel="recall", ylabel="precision", title="Precision-recall (dotted: base rate)")
+    ax_roc.set(xlabel="false positive rate", ylabel="true positive rate",
+               title="ROC (frames pooled over all files)")
+    ax_pr.set(xlabel="recall", ylabel="precision",
+              title="Precision-recall, frames pooled over all files (dotted: base rate)")
     for fig, axis, path in ((fig_roc, ax_roc, roc_path), (fig_pr, ax_pr, pr_path)):
         if many:
             axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0),

@@ -307,6 +307,22 @@ def _conditioned(y: np.ndarray, fail) -> np.ndarray:
     return y
 
 
+WRITE_BLOCK = 1 << 16
+
+
+def write_audio(path, y: np.ndarray, sr: int, fmt: str) -> None:
+    """Write ``y`` (mono, or frames x channels) as ``ogg`` (Vorbis), ``flac`` or ``wav`` (16-bit),
+    atomically and block by block: long single-call Vorbis writes crash libvorbis."""
+    from boundaries.atomic import atomic_path
+
+    subtype = {"ogg": "VORBIS", "flac": "PCM_16", "wav": "PCM_16"}[fmt]
+    with atomic_path(path) as tmp:
+        channels = 1 if y.ndim == 1 else y.shape[1]
+        with sf.SoundFile(tmp, "w", sr, channels, subtype=subtype, format=fmt.upper()) as handle:
+            for begin in range(0, len(y), WRITE_BLOCK):
+                handle.write(y[begin:begin + WRITE_BLOCK])
+
+
 def find_audio_files(root, extensions=AUDIO_EXTENSIONS) -> list:
     """Audio files under ``root`` (a file or a folder searched recursively), sorted.
 

@@ -1,0 +1,51 @@
+"""DJ exports and listening aids through ``boundaries detect``: names that show the format, a
+Rekordbox collection for the whole batch, clicks at the boundaries, the known track count."""
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import soundfile as sf
+from conftest import make_step_track
+
+from boundaries import cli
+
+
+def _mix(path, seconds=40.0):
+    y = np.concatenate([make_step_track(seed) for seed in range(int(seconds // 8))])
+    sf.write(path, y.astype(np.float32), 22050)
+    return path
+
+
+def test_every_dj_format_is_named_after_its_format(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a", "b"):
+        _mix(folder / f"{name}.wav")
+    out = tmp_path / "out"
+    args = ["detect", str(folder), "-o", str(out), "--format",
+            "cue,audacity,tracklist,rekordbox,csv", "--n-tracks", "3", "--jobs", "1"]
+    assert cli.main(args) == 0
+    names = sorted(p.name for p in out.iterdir() if not p.name.endswith(".run.json"))
+    assert names == ["a.audacity.txt", "a.cue", "a.tracklist.txt", "b.audacity.txt", "b.cue",
+                     "b.tracklist.txt", "boundaries.csv", "rekordbox.xml"]
+    collection = ET.parse(out / "rekordbox.xml").getroot().find("COLLECTION")
+    assert collection.get("Entries") == "2"
+    assert [len(t.findall("POSITION_MARK")) for t in collection.findall("TRACK")] == [2, 2]
+    assert cli.main(args) == 0  # a rerun skips both files and rebuilds the batch files whole
+    assert "skipped 2" in capsys.readouterr().out
+    collection = ET.parse(out / "rekordbox.xml").getroot().find("COLLECTION")
+    assert [len(t.findall("POSITION_MARK")) for t in collection.findall("TRACK")] == [2, 2]
+
+
+def test_sonify_and_the_minimum_track_length(tmp_path, capsys):
+    audio = _mix(tmp_path / "mix.wav")
+    out = tmp_path / "out"
+    assert cli.main(["detect", str(audio), "-o", str(out), "--format", "json", "--sonify",
+                     "--n-tracks", "3", "--min-track-s", "9", "--jobs", "1"]) == 0
+    doc = json.loads((out / "mix.boundaries.json").read_text())
+    assert doc["settings"]["peaks"]["min_distance_s"] == 9.0
+    assert np.all(np.diff(doc["boundaries_s"]) >= 9.0 - 3.0)  # placement moves up to 3 s
+    clicks, sr = sf.read(out / "mix.clicks.ogg")
+    assert sr == 22050 and abs(len(clicks) - 40 * 22050) < 100
+    assert cli.main(["detect", str(audio), "-o", str(out), "--min-track-s", "-1"]) == 2
