@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from boundaries.data import corpus
-from boundaries.detection import inference
+from boundaries.detection import beats, inference
 from boundaries.model import boosted, track_detector
 from boundaries.model.checkpoints import load_model
 from boundaries.score import evaluation
@@ -186,6 +186,9 @@ def main(argv=None) -> int:
     entries = [
         ("track-change detector (shipped)", detector.frame_activations, cfg, detector.refine),
         ("track-change, no placement", detector.frame_activations, cfg, None),
+        ("track-change + --snap beats", detector.frame_activations, cfg,
+         lambda mel, t: beats.snap(detector.refine(mel, t), beats.beat_times(
+             mel, sr=cfg.audio.sr, hop_length=cfg.features.hop_length))),
         ("track-change v1 (1,662 min of training mixes)", v1.frame_activations, v1_cfg,
          v1.refine),
         (f"previous model (CNN + {previous_cfg.peaks.novelty_weight:g} Foote)",

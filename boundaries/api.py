@@ -219,8 +219,8 @@ class Detector:
             y = audio_from_array(audio, sr, self.sr)
         return log_mel(y, sr=self.sr, **vars(self.cfg.features)), len(y) / self.sr
 
-    def detect(self, audio, sr=None, *, threshold=None, n_tracks=None,
-               keep_mel=False) -> Result:
+    def detect(self, audio, sr=None, *, threshold=None, n_tracks=None, keep_mel=False,
+               snap=None) -> Result:
         """Boundaries of one recording.
 
         Parameters
@@ -236,11 +236,13 @@ class Detector:
             The recording holds this many tracks: exactly ``n_tracks - 1`` crossovers.
         keep_mel : bool
             Keep the log-mel on the result (for :meth:`Result.plot`).
+        snap : None or "beats"
+            Move each boundary to the nearest beat within 0.35 s (librosa's beat tracker).
         """
         mel, duration_s = self.log_mel(audio, sr)
         source = str(audio) if isinstance(audio, (str, Path)) else None
         return self.detect_mel(mel, duration_s, source=source, threshold=threshold,
-                               n_tracks=n_tracks, keep_mel=keep_mel)
+                               n_tracks=n_tracks, keep_mel=keep_mel, snap=snap)
 
     def activations(self, mel) -> np.ndarray:
         """The per-frame activation ``[n_frames]`` in [0, 1] of a log-mel (see :meth:`log_mel`),
@@ -250,23 +252,31 @@ class Detector:
         return activations_for(self.model, mel, self.cfg, self.device)
 
     def detect_mel(self, mel, duration_s, *, source=None, threshold=None, n_tracks=None,
-                   keep_mel=False) -> Result:
+                   keep_mel=False, snap=None) -> Result:
         """Boundaries from a log-mel computed with this detector's settings (see
         :meth:`log_mel`): what folder batches use, whose workers compute the features."""
         from boundaries.detection.inference import boundaries_for
 
         check_decoding(threshold, n_tracks)
+        if snap not in (None, "beats"):
+            raise DecodingError(f"snap {snap!r}: the one snapping target is 'beats'")
         acts, times, strengths = boundaries_for(self.model, mel, self.cfg, self.device,
                                                 threshold, n_tracks)
+        if snap == "beats" and len(times):
+            from boundaries.detection import beats
+
+            times = beats.snap(times, beats.beat_times(mel, sr=self.sr,
+                                                       hop_length=self.cfg.features.hop_length))
         return Result(np.asarray(times, dtype=np.float64), np.asarray(strengths), acts,
                       self.fps, float(duration_s), self.model_id, source,
-                      self.settings(threshold, n_tracks),
+                      self.settings(threshold, n_tracks, snap),
                       mel if keep_mel else None)
 
-    def settings(self, threshold=None, n_tracks=None) -> dict:
-        """The decoding a call with these options uses: threshold, track count, peak picking."""
+    def settings(self, threshold=None, n_tracks=None, snap=None) -> dict:
+        """The decoding a call with these options uses: threshold, track count, snapping, peak
+        picking."""
         used = self.cfg.peaks.threshold if threshold is None else float(threshold)
-        return {"threshold": used, "n_tracks": n_tracks,
+        return {"threshold": used, "n_tracks": n_tracks, "snap": snap,
                 "peaks": {**vars(self.cfg.peaks), "threshold": used}}
 
     def detect_many(self, paths, *, on_error: str = "raise", **options):

@@ -112,6 +112,8 @@ def add_detect_arguments(parser) -> None:
     parser.add_argument("--sonify", action="store_true",
                         help="also write <stem>.clicks.ogg: the audio with a click at each "
                              "boundary")
+    parser.add_argument("--snap", choices=["beats"],
+                        help="move each crossover to the nearest beat within 0.35 s")
     parser.add_argument("--min-track-s", type=float, metavar="S",
                         help="the shortest track (seconds) between crossovers (default: the "
                              "model's, tuned on validation; 15 s for the shipped model)")
@@ -128,7 +130,7 @@ def run_detect(args) -> int:
         formats=[f.strip() for f in args.format.split(",") if f.strip()],
         threshold=args.threshold, n_tracks=args.n_tracks, jobs=args.jobs,
         overwrite=args.overwrite, save_activations=args.save_activations, plot=args.plot,
-        sonify=args.sonify, min_track_s=args.min_track_s,
+        sonify=args.sonify, min_track_s=args.min_track_s, snap=args.snap,
         device=args.device or "auto", overrides=args.set, progress=sys.stderr.isatty())
     if distributed.is_main():
         print(summary_line(report, report.seconds))

@@ -132,7 +132,8 @@ def tune(checkpoint, data_dir, out, *, device="auto", overwrite=False, progress=
 
 def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshold=None,
                   n_tracks=None, jobs=2, overwrite=False, save_activations=False, plot=False,
-                  sonify=False, min_track_s=None, device="auto", overrides=(), progress=True):
+                  sonify=False, min_track_s=None, snap=None, device="auto", overrides=(),
+                  progress=True):
     """``boundaries detect``: every audio file under ``paths`` -> outputs under ``out_dir``
     (torchrun shards the files over ranks); returns the batch's
     :class:`boundaries.detection.batch.Report`."""
@@ -162,7 +163,7 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
     try:
         outputs = Outputs(tuple(formats), save_activations, plot, sonify, overwrite)
         return detect_paths(paths, out_dir, detector, outputs, threshold=threshold,
-                            n_tracks=n_tracks, n_workers=jobs, progress=progress)
+                            n_tracks=n_tracks, snap=snap, n_workers=jobs, progress=progress)
     finally:
         distributed.cleanup()
 

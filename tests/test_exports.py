@@ -49,3 +49,28 @@ def test_sonify_and_the_minimum_track_length(tmp_path, capsys):
     clicks, sr = sf.read(out / "mix.clicks.ogg")
     assert sr == 22050 and abs(len(clicks) - 40 * 22050) < 100
     assert cli.main(["detect", str(audio), "-o", str(out), "--min-track-s", "-1"]) == 2
+
+
+def test_snap_moves_a_crossover_to_a_beat_only_within_the_tolerance():
+    from boundaries.detection.beats import snap
+
+    np.testing.assert_allclose(snap([10.2, 20.0, 30.34], [10.0, 10.5, 19.0, 30.0]),
+                               [10.0, 20.0, 30.0])
+    np.testing.assert_allclose(snap([5.0], []), [5.0])
+
+
+def test_snap_beats_lands_crossovers_on_the_beats_of_a_click_track(tmp_path):
+    from boundaries.api import Detector
+    from boundaries.detection.beats import beat_times
+
+    sr, bpm = 22050, 120
+    y = np.concatenate([make_step_track(seed) for seed in range(5)]).astype(np.float32)
+    t = np.arange(len(y)) / sr
+    y += 0.8 * np.sin(2 * np.pi * 1000 * t) * (np.mod(t, 60 / bpm) < 0.02)  # a click each beat
+    detector = Detector(device="cpu")
+    result = detector.detect(y, sr=sr, n_tracks=3, snap="beats")
+    mel, _ = detector.log_mel(y, sr=sr)
+    beats = beat_times(mel, sr=sr, hop_length=512)
+    assert result.settings["snap"] == "beats" and len(result.boundaries_s) == 2
+    assert np.median(np.diff(beats)) < 0.7  # beats every half second: any time is near one
+    assert all(np.min(np.abs(beats - b)) < 1e-9 for b in result.boundaries_s)

@@ -191,15 +191,15 @@ def _feature_stream(jobs, cfg, n_workers):
             yield job, future.result()
 
 
-def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=None, n_workers=1,
-               progress=True) -> Report:
+def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=None, snap=None,
+               n_workers=1, progress=True) -> Report:
     from tqdm import tqdm
 
     cfg = detector.cfg
     report = Report()
     todo = []
     for job in jobs:
-        if is_done(job, outputs, detector.model_id, detector.settings(threshold, n_tracks)):
+        if is_done(job, outputs, detector.model_id, detector.settings(threshold, n_tracks, snap)):
             report.skipped.append(job)
             report.recordings.append(_recording_from_record(job))
         else:
@@ -214,7 +214,7 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
         try:
             result = detector.detect_mel(mel, duration_s, source=str(job.audio_path),
                                          threshold=threshold, n_tracks=n_tracks,
-                                         keep_mel=outputs.plot)
+                                         keep_mel=outputs.plot, snap=snap)
             _write_outputs(job, result, outputs)
             report.done.append(job)
             report.audio_s += duration_s
