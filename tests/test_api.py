@@ -159,8 +159,13 @@ def test_dj_exports_parse_back(detector, tmp_path):
 
 
 def test_jams_carries_confidence_and_the_model(detector, tmp_path):
+    import jams
+
     result = detector.detect(stereo_music(22050), sr=22050, n_tracks=3)
-    doc = json.loads(result.save(tmp_path / "a.jams").read_text())
+    path = result.save(tmp_path / "a.jams")
+    jam = jams.load(str(path), validate=True)  # the schema of the jams package itself
+    assert len(jam.annotations[0].data) == 3
+    doc = json.loads(path.read_text())
     annotation = doc["annotations"][0]
     confidences = [o["confidence"] for o in annotation["data"]]
     assert confidences[0] is None and confidences[1:] == pytest.approx(list(result.strengths))

@@ -185,7 +185,12 @@ def run_study(cfg, study: StudyConfig, strategies, out_dir, repeats: int = 1) ->
     train_data, val_data, _ = data
     truth = np.concatenate([evaluation.frame_labels(t, cfg) for t in val_data])
     results, curves, frames = [], {}, {}
-    for strategy in strategies:
+    started = time.perf_counter()
+    for k, strategy in enumerate(strategies, start=1):
+        elapsed = time.perf_counter() - started
+        left = f", about {elapsed / (k - 1) * (len(strategies) - k + 1) / 60:.1f} min left" \
+            if k > 1 else ""
+        logger.info("row %d/%d: %s%s", k, len(strategies), strategy.name, left)
         runs = []
         for seed in range(repeats):
             if strategy.track == "classic" and seed not in frames:  # once per seed, untimed
