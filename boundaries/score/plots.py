@@ -33,7 +33,7 @@ def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title=""
     threshold on the activation's scale (when given). The figure widens with the recording (about
     1.5 inches a minute, 12 to 48 inches), so an hour-long mix stays readable."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     duration = len(activations) / fps
     times = np.arange(len(activations)) / fps
@@ -51,7 +51,7 @@ def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title=""
                                  fmin=fmin, fmax=fmax, ax=top, cmap="magma")
         top.set_ylabel("Hz")
         top.set_xlabel("")
-    axes[0].set_title(title, pad=14)
+    axes[0].set_title(title, pad=22)
     bottom.plot(times, activations, color="black", lw=0.8, label="activation")
     if threshold is not None:
         bottom.axhline(threshold, color="tab:blue", lw=0.8, ls="--",
@@ -61,14 +61,17 @@ def plot_activation(path, mel, activations, *, fps, est_s=(), ref_s=(), title=""
             axis.axvline(t, color="limegreen", lw=1.5, ls="--")
         for t in est_s:
             axis.axvline(t, color="red", lw=1.0)
-    for n, t in enumerate(est_s, start=1):
+    for n, t in enumerate(est_s, start=1):  # labels alternate in height so close ones stay apart
         axes[0].annotate(f"{n} {clock_label(t)}", (t, 1.0), xycoords=("data", "axes fraction"),
-                         xytext=(2, 2), textcoords="offset points", fontsize=7, color="red")
+                         xytext=(2, 2 + 9 * (n % 2)), textcoords="offset points", fontsize=7,
+                         color="red")
     if len(ref_s):
         bottom.plot([], [], color="limegreen", ls="--", label="reference")
     bottom.plot([], [], color="red", label="detected")
     bottom.set_ylim(0, 1.02)
     bottom.set_xlim(0, duration)
+    bottom.xaxis.set_major_locator(MultipleLocator(60 if duration > 600 else
+                                                   10 if duration < 120 else 30))
     bottom.xaxis.set_major_formatter(FuncFormatter(clock_label))
     bottom.set_xlabel("time (m:ss)")
     bottom.legend(loc="upper right", fontsize=8)
