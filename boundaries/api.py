@@ -54,6 +54,7 @@ class Result:
     source: str | None = None
     settings: dict = field(default_factory=dict)
     mel: np.ndarray | None = field(default=None, repr=False)  # kept only with keep_mel=True
+    sr: int = 22050  # the rate the features were computed at (fps = sr / hop_length)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready data (times and strengths rounded to the millisecond / 1e-4)."""
@@ -66,6 +67,7 @@ class Result:
                 "strengths": [round(float(s), 4) for s in self.strengths],
                 "strength_meaning": strength_meaning(self.settings),
                 "duration_s": round(float(self.duration_s), 3), "fps": self.fps,
+                "sr": self.sr,
                 "model_id": self.model_id, "boundaries_version": __version__,
                 "settings": self.settings}
 
@@ -270,7 +272,7 @@ class Detector:
         return Result(np.asarray(times, dtype=np.float64), np.asarray(strengths), acts,
                       self.fps, float(duration_s), self.model_id, source,
                       self.settings(threshold, n_tracks, snap),
-                      mel if keep_mel else None)
+                      mel if keep_mel else None, self.sr)
 
     def settings(self, threshold=None, n_tracks=None, snap=None) -> dict:
         """The decoding a call with these options uses: threshold, track count, snapping, peak

@@ -80,7 +80,7 @@ def test_result_describes_itself_and_saves_every_format(detector, tmp_path):
     result = detector.detect(stereo_music(22050), sr=22050, n_tracks=3)
     doc = result.to_dict()
     assert doc["model_id"] == hashlib.sha256(DEFAULT_MODEL.read_bytes()).hexdigest()
-    assert doc["fps"] == pytest.approx(22050 / 512) and doc["source"] is None
+    assert doc["fps"] == pytest.approx(22050 / 512) and doc["sr"] == 22050 and doc["source"] is None
     json.dumps(doc)  # plain data
     for fmt in ("txt", "lab", "jams", "json"):
         result.save(tmp_path / f"out.{fmt}")
