@@ -157,6 +157,9 @@ class TrackConfig:
     # placement: width of the Gaussian prior around each detection (0 = none); tuned on
     # validation at the end of training
     placement_sigma_s: float = 0.0
+    # long-range recurrence features: does the music after a time sound like anything earlier in
+    # the file (and before it like anything later)? A new track never played before
+    recurrence: bool = False
 
     def __post_init__(self):
         _check(self.kind in ("cnn", "track_change"), "track.kind", "must be cnn or track_change")

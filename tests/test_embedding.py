@@ -42,3 +42,26 @@ def test_solo_spans_leave_out_the_fades():
               "transitions": [{"time_s": 60.0, "kind": "linear", "overlap_s": 4.0}]}
     spans = embedding.solo_spans(record, fps=10.0)
     assert spans == [("pkg/a.ogg", "pkg", 0, 580), ("pkg/b.ogg", "pkg", 620, 1200)]
+
+
+def test_recurrence_tells_a_returning_section_from_a_new_track():
+    from boundaries.model.embedding import STRIDE, TIME_POOL, recurrence_features
+
+    fps = 22050 / 512
+    pos_s = STRIDE * TIME_POOL / fps
+    rng = np.random.default_rng(0)
+    # sections of 40 s: A, B, A again (a chorus returns), then C (a new track)
+    basis = {name: np.eye(8)[i] for i, name in enumerate("ABC")}
+    n_pos = int(40 / pos_s)
+    proj = np.hstack([np.tile(basis[name][:, None], n_pos) for name in "ABAC"])
+    proj = (proj + 0.05 * rng.standard_normal(proj.shape)).astype(np.float32)
+    n_out = int(proj.shape[1] * pos_s * fps / 10)
+    feats = recurrence_features(proj, n_out=n_out, out_stride_frames=10, fps=fps)
+    row = lambda t: int(t * fps / 10)  # noqa: E731
+    assert feats.shape == (n_out, 4)
+    assert feats[row(80.0), 0] > 0.9  # after 80 s: A again, heard before
+    assert feats[row(120.0), 0] < 0.2  # after 120 s: C, never heard before
+    assert feats[row(40.0), 1] > 0.9  # before 40 s: A, heard again later
+    assert feats[0, 0] == feats[-1, 1] == -2.0  # nothing before / after the file's edges
+    blocked = recurrence_features(proj, n_out=n_out, out_stride_frames=10, fps=fps, block=7)
+    np.testing.assert_allclose(blocked, feats, atol=1e-6)

@@ -39,10 +39,27 @@ def trained(tmp_path_factory):
             _tracky_mix(tmp / split / f"mix_{i}.wav", seed=100 * (split == "val") + i)
     run = tmp / "run"
     args = [*CONFIGS, *sets(tmp, tmp / "train", **{
-        "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15}),
+        "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
+        "track.recurrence": True}),  # the shipped model covers the path without
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
     return tmp, run
+
+
+def test_a_recurrence_checkpoint_keeps_its_feature_set(trained):
+    from boundaries.model.checkpoints import load_model
+    from boundaries.model.embedding import RECURRENCE_NAMES
+
+    _, run = trained
+    model, cfg, _ = load_model(run / "best.pt")
+    assert cfg.track.recurrence and model.recurrence
+    mel = np.random.default_rng(0).standard_normal((cfg.features.n_mels, 3000)).astype(np.float32)
+    from boundaries.model.track_detector import row_features
+
+    X, names = row_features(mel, model.embed_model, fps=cfg.fps, recurrence=True)
+    assert names[-4:] == list(RECURRENCE_NAMES) and X.shape[1] == len(names)
+    assert int(np.max(model.trees["feature"])) < X.shape[1]
+    assert model.frame_activations(mel).shape == (3000,)
 
 
 def test_checkpoint_loads_as_the_detector_and_finds_the_cuts(trained):

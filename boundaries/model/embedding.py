@@ -224,3 +224,69 @@ def train_embedding(sampler: PairSampler, *, steps: int, n_mels: int = 80, lr: f
             log(f"embedding step {step}/{steps}: InfoNCE {np.mean(running):.3f}")
             running = []
     return model.eval()
+
+
+RECURRENCE_NAMES = ("recur_past", "recur_future", "recur_past_far", "recur_future_far")
+NOTHING_TO_COMPARE = -2.0  # below any cosine: a split isolates it (an all-NaN column breaks
+# scikit-learn's binning on short training files)
+
+
+def _unit_means(proj: np.ndarray, csum: np.ndarray, lo_s, hi_s, pos_s: float):
+    """Unit-length mean projections over ``[lo_s, hi_s)`` (arrays of bounds): ``[k, dim]``,
+    NaN rows where a span holds fewer than 3 positions (the file's edge)."""
+    n = proj.shape[1]
+    lo = np.clip(np.round(np.asarray(lo_s) / pos_s), 0, n).astype(int)
+    hi = np.clip(np.round(np.asarray(hi_s) / pos_s), 0, n).astype(int)
+    means = ((csum[:, hi] - csum[:, lo]) / np.maximum(hi - lo, 1)).T
+    means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-8
+    means[hi - lo < 3] = np.nan
+    return means.astype(np.float32)
+
+
+def recurrence_features(proj: np.ndarray, *, n_out: int, out_stride_frames: int,
+                        fps: float = 22050 / 512, window_s: float = 8.0, hop_s: float = 2.0,
+                        gap_s: float = 1.0, far_s: float = 30.0, block: int = 2048):
+    """Does the music after each time sound like anything *earlier* in the file, and the music
+    before it like anything *later*? A new track in a mix never played before; a section of
+    the same track (a chorus, a drop) usually has. Local before/after distances cannot see this
+    when the sections around the time differ; a whole-file look can.
+
+    For each output frame ``t``: R = the mean embedding over ``[t + gap, t + gap + window]``, L =
+    over ``[t - gap - window, t - gap]``; segments of ``window_s`` every ``hop_s`` over the file.
+
+    Returns
+    -------
+    features : np.ndarray [shape=(n_out, 4), dtype=float32]
+        The highest cosine similarity of R to any segment ending before ``t - gap`` (``past``)
+        and of L to any segment starting after ``t + gap`` (``future``); then the same beyond
+        ``far_s`` (``_far``: recurrence at a distance, not the neighbouring bars);
+        ``NOTHING_TO_COMPARE`` (-2) where there is nothing to compare.
+    """
+    pos_s = STRIDE * TIME_POOL / fps
+    out = np.full((n_out, 4), NOTHING_TO_COMPARE, dtype=np.float32)
+    if proj.shape[1] < 3 or n_out == 0:
+        return out
+    csum = np.zeros((proj.shape[0], proj.shape[1] + 1))
+    np.cumsum(proj, axis=1, out=csum[:, 1:])
+    duration_s = proj.shape[1] * pos_s
+    starts = np.arange(0.0, max(duration_s - window_s, 0.0) + 1e-9, hop_s)
+    segments = np.nan_to_num(_unit_means(proj, csum, starts, starts + window_s, pos_s))
+    ends = starts + window_s
+    t = (np.arange(n_out) * out_stride_frames + (out_stride_frames - 1) / 2) / fps
+    for a in range(0, n_out, block):  # bounded memory on a 2-hour mix
+        tb = t[a:a + block]
+        right = _unit_means(proj, csum, tb + gap_s, tb + gap_s + window_s, pos_s)
+        left = _unit_means(proj, csum, tb - gap_s - window_s, tb - gap_s, pos_s)
+        sim_right, sim_left = np.nan_to_num(right) @ segments.T, np.nan_to_num(left) @ segments.T
+        for j, far in enumerate((0.0, far_s)):
+            past = ends[None, :] <= (tb[:, None] - gap_s - far)
+            future = starts[None, :] >= (tb[:, None] + gap_s + far)
+            out[a:a + block, 2 * j] = _masked_max(sim_right, past, right)
+            out[a:a + block, 2 * j + 1] = _masked_max(sim_left, future, left)
+    return out
+
+
+def _masked_max(sim: np.ndarray, mask: np.ndarray, side: np.ndarray) -> np.ndarray:
+    best = np.where(mask, sim, -np.inf).max(axis=1)
+    best[~np.isfinite(best) | np.isnan(side[:, 0])] = NOTHING_TO_COMPARE
+    return best

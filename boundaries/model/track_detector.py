@@ -23,15 +23,21 @@ TARGET_RADIUS_S = 1.0
 KIND = "track_change"
 
 
-def row_features(mel_db: np.ndarray, embed_model, *, fps: float):
-    """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``."""
+def row_features(mel_db: np.ndarray, embed_model, *, fps: float, recurrence: bool = False):
+    """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``;
+    ``recurrence`` adds :func:`embedding.recurrence_features` (``track.recurrence``)."""
     X, names = descriptors.compute_descriptors(mel_db, fps=fps)
     proj = embedding.position_projections(embed_model, mel_db)
     dist = embedding.embedding_distances(proj, n_out=len(X), out_stride_frames=descriptors.POOL,
                                          windows_s=EMBED_WINDOWS_S, fps=fps)
     dist_names = [f"embed@{w:g}" for w in EMBED_WINDOWS_S]
     dist, dist_names = descriptors.relative_to_median(dist.T, dist_names)
-    return np.hstack([X, dist.T]).astype(np.float32), names + dist_names
+    columns, names = [X, dist.T], names + dist_names
+    if recurrence:
+        columns.append(embedding.recurrence_features(
+            proj, n_out=len(X), out_stride_frames=descriptors.POOL, fps=fps))
+        names += list(embedding.RECURRENCE_NAMES)
+    return np.hstack(columns).astype(np.float32), names
 
 
 def row_targets(times_s, n_rows: int, *, fps: float, radius_s: float = TARGET_RADIUS_S):
@@ -84,15 +90,17 @@ class TrackChangeDetector:
     """
 
     def __init__(self, embed_model, trees: dict, fps: float, placement: "dict | None" = None,
-                 context_trees: "dict | None" = None, placement_sigma_s: float = 0.0):
+                 context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
+                 recurrence: bool = False):
         self.embed_model, self.trees, self.fps = embed_model, trees, fps
+        self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
-        X, _ = row_features(mel_db, self.embed_model, fps=self.fps)
+        X, _ = row_features(mel_db, self.embed_model, fps=self.fps, recurrence=self.recurrence)
         probs = boosted.predict_proba(self.trees, X)
         if self.context_trees is None:
             return probs
@@ -127,13 +135,13 @@ class TrackChangeDetector:
         return state
 
     @classmethod
-    def from_state(cls, state: dict, fps: float, n_mels: int,
-                   placement_sigma_s: float = 0.0) -> "TrackChangeDetector":
+    def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
+                   recurrence: bool = False) -> "TrackChangeDetector":
         model = embedding.TrackEmbedding(n_mels=n_mels)
         model.load_state_dict(state["embedding"])
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
         return cls(model.eval(), _arrays(state["trees"]), fps,
-                   placement_sigma_s=placement_sigma_s, **optional)
+                   placement_sigma_s=placement_sigma_s, recurrence=recurrence, **optional)
 
 
 def _tensors(arrays: dict) -> dict:
@@ -147,4 +155,4 @@ def _arrays(tensors: dict) -> dict:
 def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
     fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
-                                          cfg.track.placement_sigma_s)
+                                          cfg.track.placement_sigma_s, cfg.track.recurrence)

@@ -99,11 +99,11 @@ def fit_embedding(train_data, cfg, log=print):
                                      seed=cfg.train.seed, log=log)
 
 
-def table(data, embed_model, fps):
+def table(data, embed_model, fps, recurrence: bool = False):
     """Stacked rows and labels of many files, and the row count of each."""
     rows, labels, counts = [], [], []
     for track in data:
-        X, names = row_features(track.mel, embed_model, fps=fps)
+        X, names = row_features(track.mel, embed_model, fps=fps, recurrence=recurrence)
         rows.append(X)
         labels.append(row_targets(track.times_s, len(X), fps=fps))
         counts.append(len(X))
@@ -182,9 +182,10 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
     fps = cfg.fps
     embed_model = fit_embedding(train_data, cfg, log)
-    X, y, counts, _ = table(train_data, embed_model, fps)
+    X, y, counts, _ = table(train_data, embed_model, fps, cfg.track.recurrence)
     trees, context_trees = fit_stacked(X, y, counts, cfg, log)
-    detector = TrackChangeDetector(embed_model, trees, fps, context_trees=context_trees)
+    detector = TrackChangeDetector(embed_model, trees, fps, context_trees=context_trees,
+                                   recurrence=cfg.track.recurrence)
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
     return detector, tuned, tuned_result(detector, val_data, tuned)
