@@ -203,7 +203,7 @@ class Detector:
 
     @property
     def fps(self) -> float:
-
+        """Frames per second of the log-mel and the activations (sr / hop_length)."""
         return self.cfg.fps
 
     def log_mel(self, audio, sr=None) -> tuple:
