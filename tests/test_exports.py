@@ -74,3 +74,23 @@ def test_snap_beats_lands_crossovers_on_the_beats_of_a_click_track(tmp_path):
     assert result.settings["snap"] == "beats" and len(result.boundaries_s) == 2
     assert np.median(np.diff(beats)) < 0.7  # beats every half second: any time is near one
     assert all(np.min(np.abs(beats - b)) < 1e-9 for b in result.boundaries_s)
+
+
+def test_progress_moves_within_a_long_file(tmp_path):
+    from boundaries.config import load_config
+    from boundaries.detection.batch import Job, _feature_stream
+
+    jobs = []
+    for i in range(2):
+        path = tmp_path / f"long{i}.wav"
+        sf.write(path, np.zeros(44100 * 60, np.float32), 44100)  # 2.5 decode blocks each
+        jobs.append(Job(path, tmp_path / f"out{i}"))
+    cfg = load_config()
+    for workers in (1, 2):
+        reports = []
+        done = [job for job, (mel, _, error) in _feature_stream(
+            jobs, cfg, workers, lambda path, seconds: reports.append((path, seconds)))]
+        assert done == jobs
+        for job in jobs:
+            mine = [s for p, s in reports if p == str(job.audio_path)]
+            assert len(mine) >= 3 and mine == sorted(mine) and mine[-1] == 60.0, (workers, mine)

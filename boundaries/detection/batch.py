@@ -17,16 +17,18 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
+import soundfile as sf
 
 from boundaries.atomic import atomic_path, write_text
 from boundaries.detection import BATCH_FORMATS, OUTPUT_FORMATS
 from boundaries.errors import BoundariesError, DecodingError, file_failure, printable
 from boundaries.signal.audio import find_audio_files
 from boundaries.signal.features import (
-    die_with_parent,
     file_features,
+    init_worker,
     limit_worker_threads,
     sampled_fingerprint,
 )
@@ -171,29 +173,46 @@ def _input_labels(inputs) -> list:
     return labels
 
 
-def _feature_stream(jobs, cfg, n_workers):
+def _feature_stream(jobs, cfg, n_workers, advance=None):
+    """``(job, (mel, duration_s, error))`` in job order, decoded in ``n_workers`` processes;
+    ``advance(path, seconds)`` hears of each decoded block (~24 s of audio) as it happens."""
     args = (cfg.audio.sr, vars(cfg.features))
     n_workers = min(n_workers, len(jobs))  # no idle workers (each costs ~100 MB)
     if n_workers <= 1:
         for job in jobs:
-            yield job, file_features(job.audio_path, *args)
+            report = (lambda s, p=str(job.audio_path): advance(p, s)) if advance else None
+            yield job, file_features(job.audio_path, *args, report)
         return
     limit_worker_threads()
-    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"),
-                             initializer=die_with_parent) as pool:
+    context = get_context("spawn")
+    queue = context.Queue() if advance else None
+    with ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker,
+                             initargs=(queue,)) as pool:
         pending = []
         for job in jobs:  # bounded read-ahead: at most 2 files per worker in flight
             pending.append((job, pool.submit(file_features, job.audio_path, *args)))
             if len(pending) >= 2 * n_workers:
                 head, future = pending.pop(0)
-                yield head, future.result()
+                yield head, _result(future, queue, advance)
         for job, future in pending:
-            yield job, future.result()
+            yield job, _result(future, queue, advance)
+
+
+def _result(future, queue, advance):
+    """The future's result, passing the workers' progress reports on while it is pending."""
+    while True:
+        finished = future.done()
+        while queue is not None:
+            try:
+                advance(*queue.get(timeout=0 if finished else 0.2))
+            except Empty:
+                break
+        if finished:
+            return future.result()
 
 
 def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=None, snap=None,
                n_workers=1, progress=True) -> Report:
-    from tqdm import tqdm
 
     cfg = detector.cfg
     report = Report()
@@ -204,9 +223,11 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
             report.recordings.append(_recording_from_record(job))
         else:
             todo.append(job)
-    for job, (mel, duration_s, error) in tqdm(_feature_stream(todo, cfg, n_workers),
-                                              total=len(todo), desc="detect", unit="file",
-                                              disable=not progress):
+    bar = AudioProgress(todo) if progress else None
+    for job, (mel, duration_s, error) in _feature_stream(todo, cfg, n_workers,
+                                                         bar.advance if bar else None):
+        if bar:
+            bar.finish(job)
         if error:
             report.failed[job.audio_path] = error
             logger.error("%s", error)
@@ -235,7 +256,43 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
         except Exception as exc:  # any other failure is this file's: one line
             report.failed[job.audio_path] = file_failure(job.audio_path, exc)
             logger.error("%s", report.failed[job.audio_path])
+    if bar:
+        bar.close()
     return report
+
+
+class AudioProgress:
+    """A progress bar in seconds of audio, moved by each decoded block (~24 s), so an hour-long
+    file shows progress instead of 0/1 until it is done. Totals come from the files' headers."""
+
+    def __init__(self, jobs):
+        from tqdm import tqdm
+
+        self.expected = {str(job.audio_path): _header_seconds(job.audio_path) for job in jobs}
+        self.seen = dict.fromkeys(self.expected, 0.0)
+        self.bar = tqdm(total=round(sum(self.expected.values())), desc="detect", unit="s audio",
+                        dynamic_ncols=True)
+
+    def advance(self, path: str, seconds: float) -> None:
+        step = min(seconds, self.expected.get(path, seconds)) - self.seen.get(path, 0.0)
+        if step > 0:
+            self.seen[path] = self.seen.get(path, 0.0) + step
+            self.bar.update(round(self.seen[path]) - round(self.seen[path] - step))
+
+    def finish(self, job) -> None:
+        """A file done (or failed): whatever its blocks did not report counts now."""
+        path = str(job.audio_path)
+        self.advance(path, self.expected.get(path, 0.0))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _header_seconds(path) -> float:
+    try:
+        return float(sf.info(os.fsencode(path)).duration)
+    except Exception:  # an unreadable header: the decode will say why, the bar just guesses 0
+        return 0.0
 
 
 def _write_outputs(job, result, outputs: Outputs) -> None:

@@ -54,7 +54,7 @@ def _downmix_matrix(channels: int) -> np.ndarray:
     return np.full((channels, 1), 1.0 / channels, dtype=np.float32)
 
 
-def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
+def _decode_soundfile(path: Path, sr: int, progress=None) -> np.ndarray:
     try:
         # bytes: a file name that is not valid UTF-8 (an old Latin-1 disk) opens too
         handle = sf.SoundFile(os.fsencode(path))
@@ -68,10 +68,10 @@ def _decode_soundfile(path: Path, sr: int) -> np.ndarray:
         if handle.samplerate < MIN_SOURCE_SR:
             raise _fail(path, f"claims a sample rate of {handle.samplerate} Hz (a broken header?)",
                         "re-export it at a real rate, e.g. 44100 Hz")
-        return _decode_blocks(path, handle, sr)
+        return _decode_blocks(path, handle, sr, progress)
 
 
-def _decode_blocks(path: Path, handle: sf.SoundFile, sr: int) -> np.ndarray:
+def _decode_blocks(path: Path, handle: sf.SoundFile, sr: int, progress=None) -> np.ndarray:
     def blocks():
         while True:
             block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
@@ -85,6 +85,8 @@ def _decode_blocks(path: Path, handle: sf.SoundFile, sr: int) -> np.ndarray:
         nonlocal n_read
         for block in blocks():
             n_read += len(block)
+            if progress is not None:  # seconds of this file decoded so far
+                progress(n_read / handle.samplerate)
             yield block
 
     try:
@@ -256,7 +258,7 @@ def _decode_ffmpeg(path: Path, sr: int) -> np.ndarray:
     return np.frombuffer(proc.stdout, dtype=np.float32).copy()
 
 
-def load_audio(path, sr: int = DEFAULT_SR) -> np.ndarray:
+def load_audio(path, sr: int = DEFAULT_SR, progress=None) -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sr`` Hz.
 
     Parameters
@@ -265,6 +267,9 @@ def load_audio(path, sr: int = DEFAULT_SR) -> np.ndarray:
         An audio file: wav, flac, ogg/vorbis, opus, mp3, aiff (m4a/aac with ffmpeg installed).
     sr : int > 0
         Target sample rate; any source rate is resampled with soxr (HQ).
+    progress : callable, optional
+        Called with the seconds decoded so far after each block (~24 s of audio): what lets a
+        batch show progress inside an hour-long file.
 
     Returns
     -------
@@ -280,7 +285,7 @@ def load_audio(path, sr: int = DEFAULT_SR) -> np.ndarray:
     path = Path(path)
     check_readable(path)
     try:
-        y = _decode_soundfile(path, sr)
+        y = _decode_soundfile(path, sr, progress)
     except PermissionError:
         raise _fail(path, "permission denied", "make the file readable (chmod +r)") from None
     except MemoryError:

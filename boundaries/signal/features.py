@@ -174,23 +174,39 @@ def _load_one(cache: FeatureCache, path):
         return path, None, file_failure(path, exc)
 
 
-def audio_log_mel(path, sr: int, feature_kwargs: dict) -> tuple:
-    """``(log-mel, n_samples)`` of one audio file; the decoded signal is freed on return."""
-    y = load_audio(path, sr=sr)
+def audio_log_mel(path, sr: int, feature_kwargs: dict, progress=None) -> tuple:
+    """``(log-mel, n_samples)`` of one audio file; the decoded signal is freed on return.
+    ``progress``: see :func:`boundaries.signal.audio.load_audio`."""
+    y = load_audio(path, sr=sr, progress=progress)
     mel = log_mel(y, sr=sr, **feature_kwargs)
     if not np.isfinite(mel).all():  # the last guard: no NaN reaches a model as "no boundary"
         raise AudioError(f"{path}: its features hold NaN or infinite values; re-export the audio")
     return mel, len(y)
 
 
-def file_features(path, sr, feature_kwargs):
+def file_features(path, sr, feature_kwargs, progress=None):
     """``(mel, duration_s, error)`` of one file for a detect worker. It lives here, not in
-    ``batch``, so a spawned worker imports no torch (2.6 s of start-up per worker)."""
+    ``batch``, so a spawned worker imports no torch (2.6 s of start-up per worker).
+    ``progress``: a callable, or a queue that gets ``(path, seconds decoded)`` per block."""
+    queue = progress if hasattr(progress, "put") else _progress_queue
+    if queue is not None:
+        progress = lambda seconds: queue.put((str(path), seconds))  # noqa: E731
     try:
-        mel, n_samples = audio_log_mel(path, sr, feature_kwargs)
+        mel, n_samples = audio_log_mel(path, sr, feature_kwargs, progress)
         return mel, n_samples / sr, None
     except Exception as exc:  # any failure is this file's, reported as one line
         return None, 0.0, file_failure(path, exc)
+
+
+_progress_queue = None  # in a detect worker: where decoding progress goes (init_worker)
+
+
+def init_worker(progress_queue=None) -> None:
+    """A detect worker's initializer: die with the parent, report decoding progress to
+    ``progress_queue`` (a multiprocessing queue, inherited when the worker starts)."""
+    global _progress_queue
+    die_with_parent()
+    _progress_queue = progress_queue
 
 
 def die_with_parent() -> None:
