@@ -1,8 +1,9 @@
 """``boundaries detect``: a trained model over many files, resumable and safe to interrupt.
 
 Decoding and log-mel run in worker processes while the main process runs the model. Outputs mirror
-the input tree under the output folder as ``<stem>.boundaries.<fmt>``; each is written atomically,
-existing ones are skipped unless ``overwrite``, a bad file costs one line and the batch goes on.
+the input tree under the output folder (``<stem>.boundaries.<fmt>``, ``<stem>.cue`` ...), each
+written atomically beside a run record that decides whether a rerun may skip the file; a bad file
+costs one line and the batch goes on; ``boundaries.csv`` and ``rekordbox.xml`` cover the batch.
 """
 
 import csv
