@@ -116,12 +116,13 @@ def test_detect_many_loads_once_and_can_skip_a_bad_file(detector, tmp_path):
 
 def test_module_level_detect_reuses_one_detector(tmp_path):
     y = stereo_music(22050, 16.0)
-    first = boundaries.detect(y, sr=22050, device="cpu")
-    second = boundaries.detect(y, sr=22050, device="cpu")
-    np.testing.assert_array_equal(first.activations, second.activations)
     from boundaries import api
 
-    assert len(api._DEFAULT) == 1
+    first = boundaries.detect(y, sr=22050, device="cpu")
+    loaded = api._DEFAULT[("None", "cpu")]
+    second = boundaries.detect(y, sr=22050, device="cpu")
+    np.testing.assert_array_equal(first.activations, second.activations)
+    assert api._DEFAULT[("None", "cpu")] is loaded  # not loaded again
 
 
 def test_import_boundaries_is_light():
