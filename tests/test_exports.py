@@ -88,8 +88,8 @@ def test_progress_moves_within_a_long_file(tmp_path):
     cfg = load_config()
     for workers in (1, 2):
         reports = []
-        done = [job for job, (mel, _, error) in _feature_stream(
-            jobs, cfg, workers, lambda path, seconds: reports.append((path, seconds)))]
+        done = [job for job, _ in _feature_stream(jobs, cfg, workers,
+                                                  lambda *report, to=reports: to.append(report))]
         assert done == jobs
         for job in jobs:
             mine = [s for p, s in reports if p == str(job.audio_path)]
