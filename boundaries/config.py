@@ -146,6 +146,9 @@ class TrackConfig:
     kind: str = "cnn"  # cnn: the CNN of models.py; track_change: the detector described here
     embed_steps: int = 1500  # InfoNCE steps of the embedding (48 pairs each)
     embed_lr: float = 2e-3
+    # positive pairs of the embedding: "track" (one source track anywhere, from the mixes'
+    # manifest) or "stretch" (one stretch between annotated boundaries; groups are files)
+    embed_positives: str = "track"
     # a track-change checkpoint whose embedding is reused instead of trained (fits only the
     # trees: minutes instead of half an hour, e.g. on your own mixes)
     embedding_from: str = ""
@@ -163,6 +166,8 @@ class TrackConfig:
 
     def __post_init__(self):
         _check(self.kind in ("cnn", "track_change"), "track.kind", "must be cnn or track_change")
+        _check(self.embed_positives in ("track", "stretch"), "track.embed_positives",
+               "must be track or stretch")
         _check(self.embed_steps >= 1, "track.embed_steps", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")

@@ -135,3 +135,14 @@ def test_placement_prior_keeps_a_weak_far_frame_from_winning():
     assert placement.choose(scored, 0.0)[0] == 7.0
     assert placement.choose(scored, 1.0)[0] == 10.0
     assert placement.choose([(5.0, np.zeros(0), np.zeros(0))], 1.0)[0] == 5.0
+
+
+def test_stretch_positives_take_each_stretch_between_boundaries_as_a_track(tmp_path):
+    from boundaries.data.corpus import TrackData
+    from boundaries.train.track_change import embedding_spans
+
+    track = TrackData(tmp_path / "mix.wav", np.zeros((80, 100)), np.array([60.0, 130.0]), 200.0)
+    spans = embedding_spans([track], 10.0, positives="stretch")[0]
+    assert [s[0].split("#")[1] for s in spans] == ["0", "1", "2"]
+    assert {s[1] for s in spans} == {str(tmp_path / "mix.wav")}  # one group: the file
+    assert spans[1][2:] == (750, 1150)  # 15 s from each crossover, at 10 frames a second

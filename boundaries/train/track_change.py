@@ -40,8 +40,15 @@ PLACEMENT_SIGMAS_S = (0.0, 0.5, 1.0, 1.5, 2.0)  # candidates for track.placement
 SOLO_MARGIN_S = 15.0  # without a manifest: how far from a boundary an excerpt must stay
 
 
-def embedding_spans(data, fps_net: float) -> list:
-    """Solo spans per training file, in network frames (see the module docstring)."""
+def embedding_spans(data, fps_net: float, positives: str = "track") -> list:
+    """Solo spans per training file, in network frames (see the module docstring).
+
+    ``positives``: ``track`` pairs excerpts of one source track from anywhere in any mix (the
+    make_mixes.py manifest says which track plays where); ``stretch`` pairs excerpts of one
+    stretch between two annotated boundaries only, every file its own group (what any annotated
+    folder supports; the shipped model was trained this way, see MODEL_CARD.md)."""
+    if positives == "stretch":
+        return [_spans_between_boundaries(track, fps_net) for track in data]
     manifests = {}
     spans = []
     for track in data:
@@ -91,7 +98,7 @@ def fit_embedding(train_data, cfg, log=print):
         return detector.embed_model
     fps = cfg.fps
     clips = [embedding.network_frames(t.mel) for t in train_data]
-    spans = embedding_spans(train_data, fps / embedding.TIME_POOL)
+    spans = embedding_spans(train_data, fps / embedding.TIME_POOL, cfg.track.embed_positives)
     sampler = embedding.PairSampler(clips, spans, seed=cfg.train.seed)
     log(f"embedding: {len(sampler.by_source)} tracks in {len(sampler.groups)} groups")
     return embedding.train_embedding(sampler, steps=cfg.track.embed_steps,
