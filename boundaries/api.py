@@ -75,14 +75,13 @@ class Result:
         """Write the boundaries atomically: research formats ``txt``, ``lab``, ``jams``,
         ``json``; DJ formats ``cue`` (a CUE sheet), ``audacity`` (a label track), ``tracklist``
         (``mm:ss  Track n``) and ``rekordbox`` (an XML collection with a memory cue at each
-        crossover). ``fmt`` defaults to what the suffix of ``path`` names (``.cue``, ``.xml``:
-        rekordbox). Returns the path written."""
+        crossover). ``fmt`` defaults to what the name asks for (``.jams``, ``.cue``,
+        ``.audacity.txt``, ``.tracklist.txt``, ``.xml``: rekordbox). Returns the path written."""
         from boundaries.atomic import write_text
         from boundaries.data.annotations import format_boundaries
 
         path = Path(path)
-        fmt = fmt or {".xml": "rekordbox"}.get(path.suffix.lower(),
-                                               path.suffix.lstrip(".").lower())
+        fmt = fmt or _format_of(path.name)
         if fmt not in SAVE_FORMATS:
             raise ValueError(f"{path}: format {fmt!r} unknown; choose from "
                              f"{', '.join(SAVE_FORMATS)}")
@@ -143,6 +142,17 @@ class Result:
                         if self.source else "",
                         threshold=self.settings.get("threshold") if calibrated else None)
         return Path(path)
+
+
+def _format_of(name: str) -> str:
+    """The format a file name asks for: ``x.audacity.txt`` and ``x.tracklist.txt`` before
+    ``x.txt``, ``x.xml`` is rekordbox, else the suffix."""
+    name = name.lower()
+    for ending, fmt in ((".audacity.txt", "audacity"), (".tracklist.txt", "tracklist"),
+                        (".xml", "rekordbox")):
+        if name.endswith(ending):
+            return fmt
+    return Path(name).suffix.lstrip(".")
 
 
 def strength_meaning(settings: dict) -> str:

@@ -145,9 +145,9 @@ def test_dj_exports_parse_back(detector, tmp_path):
     assert 'FILE "set one.mp3" MP3' in cue and "TRACK 03 AUDIO" in cue
     assert "INDEX 01 01:05:38" in cue and "INDEX 01 62:05:19" in cue  # 75 frames a second
     assert exports.cue_time(59.999) == "01:00:00"
-    labels = result.save(tmp_path / "set.audacity.txt", "audacity").read_text().splitlines()
+    labels = result.save(tmp_path / "set.audacity.txt").read_text().splitlines()
     assert [line.split("\t") for line in labels][0] == ["65.500000", "65.500000", "crossover 1"]
-    tracklist = result.save(tmp_path / "set.tracklist.txt", "tracklist").read_text()
+    tracklist = result.save(tmp_path / "set.tracklist.txt").read_text()
     assert tracklist.splitlines() == ["0:00:00  Track 1", "0:01:06  Track 2", "1:02:05  Track 3"]
     root = ET.parse(result.save(tmp_path / "set.xml")).getroot()
     track = root.find("COLLECTION/TRACK")
