@@ -189,8 +189,8 @@ def main(argv=None) -> int:
         ("track-change + --snap beats", detector.frame_activations, cfg,
          lambda mel, t: beats.snap(detector.refine(mel, t), beats.beat_times(
              mel, sr=cfg.audio.sr, hop_length=cfg.features.hop_length))),
-        ("track-change v1 (1,662 min of training mixes)", v1.frame_activations, v1_cfg,
-         v1.refine),
+        (f"previous track-change ({Path(args.previous_track_change).parent.name}/"
+         f"{Path(args.previous_track_change).name})", v1.frame_activations, v1_cfg, v1.refine),
         (f"previous model (CNN + {previous_cfg.peaks.novelty_weight:g} Foote)",
          lambda t: inference.activations_for(previous, t, previous_cfg, "cpu"), previous_cfg,
          None),
