@@ -140,13 +140,14 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
     import torch
 
     from boundaries.api import Detector, check_decoding
-    from boundaries.detection.batch import FORMATS, Outputs, detect_paths
+    from boundaries.detection import OUTPUT_FORMATS
+    from boundaries.detection.batch import Outputs, detect_paths
     from boundaries.train import distributed
 
-    unknown = sorted(set(formats) - set(FORMATS))
+    unknown = sorted(set(formats) - set(OUTPUT_FORMATS))
     if unknown or not formats:
         raise BoundariesError(f"--format {','.join(formats)}: unknown format(s) {unknown}; "
-                              f"choose from {','.join(FORMATS)}")
+                              f"choose from {','.join(OUTPUT_FORMATS)}")
     if jobs < 1:
         raise BoundariesError(f"--jobs {jobs}: must be at least 1")
     check_decoding(threshold, n_tracks)

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from boundaries.atomic import atomic_path, write_text
-from boundaries.detection import BATCH_FORMATS, OUTPUT_FORMATS
+from boundaries.detection import BATCH_FORMATS
 from boundaries.errors import BoundariesError, DecodingError, file_failure, printable
 from boundaries.signal.audio import find_audio_files
 from boundaries.signal.features import (
@@ -37,7 +37,6 @@ from boundaries.train import distributed
 
 logger = logging.getLogger(__name__)
 
-FORMATS = OUTPUT_FORMATS
 DJ_NAMES = {"cue": ".cue", "audacity": ".audacity.txt", "tracklist": ".tracklist.txt"}
 RECORD = "run.json"  # <stem>.boundaries.run.json: what the last run of a file used and found
 # Write errors that will hit every later file too: stop the batch instead of failing each file.
@@ -67,8 +66,11 @@ class Job:
     def output(self, fmt: str) -> Path:
         """``<stem>.boundaries.<fmt>`` for the research formats and the run record;
         ``<stem>.cue``, ``<stem>.audacity.txt``, ``<stem>.tracklist.txt`` for the DJ ones."""
-        name = DJ_NAMES.get(fmt, f".boundaries.{fmt}")
-        return self.out_stem.parent / f"{self.out_stem.name}{name}"
+        return self.sibling(DJ_NAMES.get(fmt, f".boundaries.{fmt}"))
+
+    def sibling(self, ending: str) -> Path:
+        """``<stem><ending>`` beside the file's other outputs."""
+        return self.out_stem.parent / f"{self.out_stem.name}{ending}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,6 @@ class Outputs:
     @property
     def per_file(self) -> list:
         return [f for f in self.formats if f not in BATCH_FORMATS]
-
 
 
 def input_record(path) -> dict:
@@ -101,10 +102,10 @@ def read_record(job):
         return None
 
 
-def is_done(job, outputs: Outputs, model_id: str, settings: dict) -> bool:
-    """Skip a file only when its record says the same model and decoding ran on the same input
-    (size, mtime and fingerprint as now), and every output asked for exists."""
-    record = read_record(job)
+def is_done(job, record, outputs: Outputs, model_id: str, settings: dict) -> bool:
+    """Skip a file only when its ``record`` (:func:`read_record`) says the same model and decoding
+    ran on the same input (size, mtime and fingerprint as now), and every output asked for
+    exists."""
     if outputs.overwrite or not isinstance(record, dict):
         return False
     try:
@@ -214,14 +215,15 @@ def _result(future, queue, advance):
 
 def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=None, snap=None,
                n_workers=1, progress=True) -> Report:
-
     cfg = detector.cfg
+    settings = detector.settings(threshold, n_tracks, snap)
     report = Report()
     todo = []
     for job in jobs:
-        if is_done(job, outputs, detector.model_id, detector.settings(threshold, n_tracks, snap)):
+        record = read_record(job)
+        if is_done(job, record, outputs, detector.model_id, settings):
             report.skipped.append(job)
-            report.recordings.append(_recording_from_record(job))
+            report.recordings.append(_recording(job, record))
         else:
             todo.append(job)
     bar = AudioProgress(todo) if progress else None
@@ -237,12 +239,10 @@ def run_detect(jobs, detector, outputs: Outputs, *, threshold=None, n_tracks=Non
             result = detector.detect_mel(mel, duration_s, source=str(job.audio_path),
                                          threshold=threshold, n_tracks=n_tracks,
                                          keep_mel=outputs.plot, snap=snap)
-            _write_outputs(job, result, outputs)
+            record = _write_outputs(job, result, outputs)
             report.done.append(job)
             report.audio_s += duration_s
-            report.recordings.append((str(job.audio_path), duration_s,
-                                      result.boundaries_s.tolist(),
-                                      np.asarray(result.strengths, dtype=float).tolist()))
+            report.recordings.append(_recording(job, record))
         except OSError as exc:
             message = (f"{printable(job.audio_path)}: cannot write outputs under "
                        f"{printable(job.out_stem.parent)} ({exc.strerror}); check free space "
@@ -296,29 +296,30 @@ def _header_seconds(path) -> float:
         return 0.0
 
 
-def _write_outputs(job, result, outputs: Outputs) -> None:
+def _write_outputs(job, result, outputs: Outputs) -> dict:
+    """Every output of one file, then its run record (returned)."""
     record = {"input": input_record(job.audio_path)}
     for fmt in outputs.per_file:
         result.save(job.output(fmt), fmt)
     if outputs.save_activations:
-        npy = job.out_stem.parent / f"{job.out_stem.name}.activations.npy"
-        with atomic_path(npy) as tmp, open(tmp, "wb") as handle:
+        with atomic_path(job.sibling(".activations.npy")) as tmp, open(tmp, "wb") as handle:
             np.save(handle, result.activations)
     if outputs.plot:
-        result.plot(job.out_stem.parent / f"{job.out_stem.name}.boundaries.png")
+        result.plot(job.sibling(".boundaries.png"))
     if outputs.sonify:
-        result.sonify(job.out_stem.parent / f"{job.out_stem.name}.clicks.ogg")
+        result.sonify(job.sibling(".clicks.ogg"))
     # written last: it vouches for the outputs above, and holds what boundaries.csv needs
     record.update(source=printable(job.audio_path), duration_s=result.duration_s,
                   model_id=result.model_id,
                   settings=result.settings, boundaries_s=result.boundaries_s.tolist(),
                   strengths=np.asarray(result.strengths, dtype=float).tolist())
     write_text(job.output(RECORD), json.dumps(record, indent=1))
+    return record
 
 
-def _recording_from_record(job):
-    """A skipped file's entry of the batch files (csv, rekordbox) from its run record."""
-    record = read_record(job) or {}
+def _recording(job, record):
+    """A file's entry of the batch files (csv, rekordbox), done now or before, from its record."""
+    record = record or {}
     return (str(job.audio_path), float(record.get("duration_s", 0.0)),
             record.get("boundaries_s", []), record.get("strengths", []))
 

@@ -187,10 +187,10 @@ def audio_log_mel(path, sr: int, feature_kwargs: dict, progress=None) -> tuple:
 def file_features(path, sr, feature_kwargs, progress=None):
     """``(mel, duration_s, error)`` of one file for a detect worker. It lives here, not in
     ``batch``, so a spawned worker imports no torch (2.6 s of start-up per worker).
-    ``progress``: a callable, or a queue that gets ``(path, seconds decoded)`` per block."""
-    queue = progress if hasattr(progress, "put") else _progress_queue
-    if queue is not None:
-        progress = lambda seconds: queue.put((str(path), seconds))  # noqa: E731
+    ``progress``: a callable of the seconds decoded; in a detect worker, the queue of
+    :func:`init_worker` gets ``(path, seconds)`` instead."""
+    if _progress_queue is not None:
+        progress = lambda seconds: _progress_queue.put((str(path), seconds))  # noqa: E731
     try:
         mel, n_samples = audio_log_mel(path, sr, feature_kwargs, progress)
         return mel, n_samples / sr, None
