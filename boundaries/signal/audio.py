@@ -61,7 +61,9 @@ def _decode_soundfile(path: Path, sr: int, progress=None) -> np.ndarray:
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if path.suffix.lower() in FFMPEG_EXTENSIONS and shutil.which("ffmpeg"):
             return _decode_ffmpeg(path, sr)
-        raise _fail(path, f"cannot decode ({first_line(exc, 120)}): not audio, corrupt, or an "
+        # libsndfile's own words, without its repr of the bytes path opened above
+        reason = getattr(exc, "error_string", None) or first_line(exc, 120)
+        raise _fail(path, f"cannot decode ({reason}): not audio, corrupt, or an "
                     "unsupported format", "convert it to wav, flac, ogg or mp3 (or install ffmpeg "
                     "for m4a)") from None
     with handle:
