@@ -108,3 +108,14 @@ def test_load_features_in_two_processes_reports_bad_files(tmp_path, step_track):
 def test_load_audio_error_type_is_boundaries_error(tmp_path):
     with pytest.raises(AudioError):
         _cache(tmp_path).load(tmp_path / "missing.wav")
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax", [(22050, 2048, 80, 27.5, 11025.0),
+                                                       (44100, 4096, 128, 30.0, 16000.0),
+                                                       (16000, 512, 40, 0.0, 8000.0)])
+def test_mel_filterbank_equals_librosa(sr, n_fft, n_mels, fmin, fmax):
+    import librosa
+
+    ref = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    np.testing.assert_allclose(features.mel_filterbank(sr, n_fft, n_mels, fmin, fmax), ref,
+                               rtol=1e-5, atol=1e-8)

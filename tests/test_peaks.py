@@ -96,3 +96,27 @@ def test_best_k_keeps_away_from_the_edges():
     x[1], x[50], x[98] = 1.0, 0.5, 1.0
     times, _ = best_k_peaks(x, fps=10, k=1, min_distance_s=1.0, edge_s=0.5)
     np.testing.assert_allclose(times, [5.0])
+
+
+@pytest.mark.parametrize("subtract_local_mean", [True, False])
+def test_same_peaks_as_librosa_peak_pick(rng, subtract_local_mean):
+    """The numpy rule equals ``librosa.util.peak_pick`` (what it replaced) on noise, plateaus
+    and smooth bumps."""
+    import librosa
+
+    from boundaries.detection.peaks import _local_mean
+
+    fps, threshold, w, before, after, wait = 10.0, 0.05, 5, 40, 20, 30
+    signals = [rng.random(700), np.round(rng.random(700) * 4) / 4,
+               np.convolve(rng.random(700) ** 8, np.hanning(31), "same"), np.ones(50)]
+    for x in signals:
+        times, strengths = pick_peaks(x, fps=fps, threshold=threshold, max_window_s=w / fps,
+                                      avg_before_s=before / fps, avg_after_s=after / fps,
+                                      min_distance_s=wait / fps,
+                                      subtract_local_mean=subtract_local_mean)
+        kw = dict(pre_max=w, post_max=w + 1, wait=wait)
+        idx = (librosa.util.peak_pick(x, pre_avg=before, post_avg=after + 1, delta=threshold, **kw)
+               if subtract_local_mean else
+               librosa.util.peak_pick(x, pre_avg=0, post_avg=1, delta=0.0, **kw))
+        expected = x[idx] - (_local_mean(x, idx, before, after) if subtract_local_mean else 0)
+        np.testing.assert_array_equal(np.round(times * fps).astype(int), idx[expected > threshold])

@@ -2,13 +2,18 @@
 
 The rule of Ullrich, Schlüter & Grill (ISMIR 2014), after Böck et al. (2012): a frame is a boundary
 if it is the maximum within +-``max_window_s``, and its activation exceeds the mean over
-``[t - avg_before_s, t + avg_after_s]`` by more than ``threshold``. ``librosa.util.peak_pick``
-implements exactly that rule in frames; this wrapper works in seconds.
+``[t - avg_before_s, t + avg_after_s]`` by more than ``threshold``; peaks closer than the minimum
+distance are dropped greedily, left to right. This is ``librosa.util.peak_pick``'s rule (a test
+checks the two agree) in numpy, in seconds: librosa costs ``boundaries detect`` over a second of
+start-up (issue 16).
 """
 
 import numpy as np
 
 from boundaries.signal import timebase
+from boundaries.signal.filters import running_max
+
+ROUNDING = 1e-9  # far below any meaningful activation difference, far above float64 error
 
 
 def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float = 6.0,
@@ -39,8 +44,6 @@ def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float
     Böck, Krebs & Schedl, "Evaluating the online capabilities of onset detection methods",
     ISMIR 2012. Ullrich, Schlüter & Grill, ISMIR 2014.
     """
-    import librosa
-
     x = np.asarray(activations, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"activations must be 1-D, got shape {x.shape}")
@@ -49,17 +52,26 @@ def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float
     w = timebase.frames_in(max_window_s, fps, 1)
     before, after = timebase.frames_in(avg_before_s, fps), timebase.frames_in(avg_after_s, fps, 1)
     wait = max(w, timebase.frames_in(min_distance_s, fps))
-    # librosa's windows are half-open [n - pre, n + post): +1 makes them symmetric and inclusive.
-    # librosa's kernel takes delta as float32 and keeps x >= mean + delta; "strictly above" is
-    # applied here, so a flat stretch (x == mean) never yields a boundary at threshold 0.
-    idx = librosa.util.peak_pick(x, pre_max=w, post_max=w + 1, pre_avg=before,
-                                 post_avg=after + 1, delta=float(threshold), wait=wait)
-    if not subtract_local_mean:
-        idx = librosa.util.peak_pick(x, pre_max=w, post_max=w + 1, pre_avg=0, post_avg=1,
-                                     delta=0.0, wait=wait)  # x >= its own value
+    candidates = x == running_max(x, w, w, fill=-np.inf)
+    if subtract_local_mean:  # librosa's kernel takes delta as float32 and keeps x >= mean + delta
+        everywhere = np.arange(len(x))
+        candidates &= x >= _local_mean(x, everywhere, before, after) + np.float32(threshold)
+    idx = _greedy_apart(np.flatnonzero(candidates), wait)
+    # "strictly above" is applied here, beyond the cumulative sum's rounding, so a flat stretch
+    # (x == mean) never yields a boundary at threshold 0.
     strengths = x[idx] - (_local_mean(x, idx, before, after) if subtract_local_mean else 0.0)
-    keep = strengths > threshold
+    keep = strengths > threshold + ROUNDING
     return timebase.frames_to_time(idx[keep], sr=fps, hop_length=1), strengths[keep]
+
+
+def _greedy_apart(candidates: np.ndarray, wait: int) -> np.ndarray:
+    """Candidates kept left to right, each more than ``wait`` frames after the last kept one."""
+    kept, last = [], -np.inf
+    for i in candidates.tolist():
+        if i > last + wait:
+            kept.append(i)
+            last = i
+    return np.array(kept, dtype=np.intp)
 
 
 def _local_mean(x, idx, before, after):

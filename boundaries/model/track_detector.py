@@ -13,10 +13,10 @@ instant.
 
 import numpy as np
 import torch
-from scipy.ndimage import maximum_filter1d
 
 from boundaries.model import boosted, embedding
 from boundaries.signal import descriptors
+from boundaries.signal.filters import running_max
 
 EMBED_WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
 TARGET_RADIUS_S = 1.0
@@ -64,7 +64,7 @@ def context_features(probs: np.ndarray) -> np.ndarray:
             before[offset:], after[:-offset] = probs[:-offset], probs[offset:]
         columns += [before, after]
     for width in CONTEXT_MAX_WIDTHS:
-        local_max = maximum_filter1d(probs, 2 * width + 1, mode="constant")
+        local_max = running_max(probs, width, width, fill=0.0)
         columns += [local_max, probs / (local_max + 1e-6)]
     return np.vstack(columns).T
 

@@ -27,13 +27,47 @@ logger = logging.getLogger(__name__)
 
 FEATURE_VERSION = 2  # bump when the feature code changes (2: DC removed), so old caches are unused
 BLOCK_FRAMES = 4096  # frames per STFT block (~95 s): bounds memory on long files
+FFT_FRAMES = 256  # frames per FFT call inside a block
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    import librosa
+def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """``[n_mels, 1 + n_fft // 2]`` float32: ``librosa.filters.mel`` (Slaney's mel scale and area
+    normalisation, its defaults), computed here because importing librosa costs ``boundaries
+    detect`` over a second of start-up (issue 16); a test checks the two are equal."""
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fft_f = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    widths = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_f[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
 
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+
+_MEL_STEP_HZ, _LOG_FROM_HZ, _LOG_STEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0  # Slaney's scale
+
+
+def _hz_to_mel(hz):
+    hz = np.asarray(hz, dtype=np.float64)
+    log_part = _LOG_FROM_HZ / _MEL_STEP_HZ + np.log(np.maximum(hz, 1e-10) / _LOG_FROM_HZ) \
+        / _LOG_STEP
+    return np.where(hz >= _LOG_FROM_HZ, log_part, hz / _MEL_STEP_HZ)
+
+
+def _mel_to_hz(mel):
+    log_from = _LOG_FROM_HZ / _MEL_STEP_HZ
+    return np.where(mel >= log_from, _LOG_FROM_HZ * np.exp(_LOG_STEP * (mel - log_from)),
+                    mel * _MEL_STEP_HZ)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    """The periodic Hann window ``librosa.stft`` uses (``scipy.signal.get_window("hann")``), in
+    float32: the FFT then runs in single precision (librosa's runs in double and rounds the
+    result to complex64; the log-mel differs by < 1e-5 dB)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
 def log_mel(y: np.ndarray, *, sr: int = 22050, n_fft: int = 2048, hop_length: int = 512,
@@ -50,25 +84,27 @@ def log_mel(y: np.ndarray, *, sr: int = 22050, n_fft: int = 2048, hop_length: in
     -------
     mel : np.ndarray [shape=(n_mels, n_frames), dtype=float32], dB
         ``n_frames == timebase.num_frames(len(y), hop_length)``; equal to
-        ``power_to_db(melspectrogram(y, center=True, pad_mode='constant'))``.
+        ``power_to_db(melspectrogram(y, center=True, pad_mode='constant'))`` (a test checks it):
+        the same Hann-windowed numpy FFT librosa runs, without importing librosa.
     """
-    import librosa
-
     if n_fft % 2:
         raise ValueError(f"n_fft must be even for the centred frame law, got {n_fft}")
-    basis = _mel_basis(sr, n_fft, n_mels, fmin, fmax)
-    # Frames block by block with center=False over the signal zero-padded like a centred STFT;
-    # each block is padded on its own, so the whole signal is never copied (2 h = 635 MB).
+    basis = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
+    window = _hann(n_fft)
+    # Frames block by block over the signal zero-padded like a centred STFT; each block is padded
+    # on its own, so the whole signal is never copied (2 h = 635 MB).
     y = np.asarray(y, dtype=np.float32)
     total = timebase.num_frames(len(y), hop_length)
     mel = np.empty((n_mels, total), dtype=np.float32)
     for start in range(0, total, BLOCK_FRAMES):
         stop = min(total, start + BLOCK_FRAMES)
         segment = _padded_slice(y, start * hop_length, (stop - 1) * hop_length + n_fft, n_fft // 2)
-        spec = librosa.stft(segment, n_fft=n_fft, hop_length=hop_length, center=False)
-        power = spec.real ** 2 + spec.imag ** 2
-        mel[:, start:stop] = librosa.power_to_db(basis @ power, ref=1.0, amin=1e-10, top_db=None)
-    return mel
+        frames = np.lib.stride_tricks.sliding_window_view(segment, n_fft)[::hop_length]
+        for a in range(0, stop - start, FFT_FRAMES):  # a few MB at a time: stays in cache
+            spec = np.fft.rfft(frames[a:a + FFT_FRAMES] * window, axis=1)
+            power = spec.real ** 2 + spec.imag ** 2
+            mel[:, start + a:start + a + len(power)] = basis @ power.T
+    return 10.0 * np.log10(np.maximum(mel, np.float32(1e-10)), out=mel)
 
 
 def _padded_slice(y: np.ndarray, lo: int, hi: int, pad: int) -> np.ndarray:

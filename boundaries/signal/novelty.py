@@ -15,11 +15,12 @@ the same value from one 1-D correlation per feature, in O(n) memory (tests check
 explicit matrix). librosa has no checkerboard novelty of its own.
 """
 
+import functools
+
 import numpy as np
-from scipy.fft import dct
-from scipy.ndimage import correlate1d
 
 from boundaries.signal import timebase
+from boundaries.signal.filters import correlate_rows
 
 
 def checkerboard_taper(half_width: int) -> np.ndarray:
@@ -29,10 +30,20 @@ def checkerboard_taper(half_width: int) -> np.ndarray:
 
 
 def mfcc_from_mel_db(mel_db: np.ndarray, n_mfcc: int = 20) -> np.ndarray:
-    """``librosa.feature.mfcc(S=mel_db, n_mfcc=n_mfcc)``, which is exactly this orthonormal DCT-II
-    over bands (a test checks it): calling scipy directly spares ``boundaries detect`` importing
-    librosa (~3 s of start-up) in its main process when the novelty blend is on."""
-    return dct(mel_db, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :]
+    """``librosa.feature.mfcc(S=mel_db, n_mfcc=n_mfcc)``, which is an orthonormal DCT-II over
+    bands (a test checks it), here as one matrix product: neither librosa nor scipy.fft is
+    imported on the detect path (start-up, issue 16)."""
+    return _dct_matrix(mel_db.shape[-2])[:n_mfcc].astype(mel_db.dtype) @ mel_db
+
+
+@functools.lru_cache(maxsize=4)
+def _dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II: ``C[k, m] = sqrt(2 / n) cos(pi k (2m + 1) / 2n)``, row 0 scaled by
+    ``1 / sqrt(2)`` (scipy's ``norm="ortho"``)."""
+    k, m = np.arange(n)[:, None], np.arange(n)[None, :]
+    matrix = np.sqrt(2.0 / n) * np.cos(np.pi * k * (2 * m + 1) / (2 * n))
+    matrix[0] /= np.sqrt(2.0)
+    return matrix
 
 
 def block_features(mel_db: np.ndarray, block: int, n_mfcc: int = 20) -> np.ndarray:
@@ -48,8 +59,7 @@ def block_features(mel_db: np.ndarray, block: int, n_mfcc: int = 20) -> np.ndarr
 def novelty_curve(features: np.ndarray, half_width: int) -> np.ndarray:
     """Foote novelty of unit feature vectors ``[dims, n]`` (zero padding at the edges)."""
     taper = checkerboard_taper(half_width)
-    # correlate1d with mode='constant' computes sum_a taper[a] f[t + a] with zeros outside.
-    projected = correlate1d(features, taper, axis=1, mode="constant", cval=0.0)
+    projected = correlate_rows(features, taper)  # sum_a taper[a] f[t + a], zeros outside
     return np.sum(projected ** 2, axis=0)
 
 
