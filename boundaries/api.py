@@ -6,7 +6,6 @@ it. Seconds at the edges, frames inside: a ``Result`` speaks seconds, the activa
 their ``fps``.
 """
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,18 +187,17 @@ class Detector:
 
     def __init__(self, checkpoint=None, device: str = "auto", overrides=()):
         from boundaries.config import apply_overrides
-        from boundaries.detection.inference import resolve_device
-        from boundaries.model.checkpoints import load_model
+        from boundaries.model.checkpoints import model_from_state, read_checkpoint
 
         path = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if checkpoint is None and not path.exists():
             raise BoundariesError(f"{path}: the shipped model is missing (an incomplete "
                                   "install?); reinstall boundaries or pass a checkpoint")
-        self.device = resolve_device(device)
-        self.model, cfg, self.state = load_model(path, self.device)
+        self.state, self.model_id = read_checkpoint(path)
+        self.model, cfg = model_from_state(self.state, path, device)
+        self.device = _model_device(self.model)
         self.cfg = apply_overrides(cfg, list(overrides))
         self.checkpoint = path
-        self.model_id = hashlib.sha256(path.read_bytes()).hexdigest()
 
     @classmethod
     def from_checkpoint(cls, path, device: str = "auto", overrides=()) -> "Detector":
@@ -303,6 +301,12 @@ class Detector:
                 if on_error == "raise":
                     raise
                 logger.error("skipped: %s", exc)
+
+
+def _model_device(model):
+    """Where the model runs: its parameters' device (a CNN), or ``cpu`` (the numpy detector)."""
+    parameters = getattr(model, "parameters", None)
+    return next(parameters()).device if parameters is not None else "cpu"
 
 
 def check_decoding(threshold, n_tracks) -> None:

@@ -137,7 +137,7 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
     """``boundaries detect``: every audio file under ``paths`` -> outputs under ``out_dir``
     (torchrun shards the files over ranks); returns the batch's
     :class:`boundaries.detection.batch.Report`."""
-    import torch
+    from threadpoolctl import threadpool_limits
 
     from boundaries.api import Detector, check_decoding
     from boundaries.detection import OUTPUT_FORMATS
@@ -152,14 +152,18 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
         raise BoundariesError(f"--jobs {jobs}: must be at least 1")
     check_decoding(threshold, n_tracks)
     jobs = min(jobs, os.cpu_count() or 1)  # more decoders than cores only adds memory
-    torch.set_num_threads(1)
-    if device in ("auto", "cuda") and torch.cuda.is_available() and distributed.world_size() > 1:
-        device = f"cuda:{distributed.local_rank()}"  # torchrun: one GPU per rank
+    threadpool_limits(1)  # the model runs beside the decoding workers: one BLAS thread each
+    if distributed.world_size() > 1 and device in ("auto", "cuda"):
+        device = distributed.rank_device(device)  # torchrun: one GPU per rank
     if min_track_s is not None:
         if not 0 < min_track_s <= 3600:
             raise BoundariesError(f"--min-track-s {min_track_s}: give seconds in (0, 3600]")
         overrides = [*overrides, f"peaks.min_distance_s={min_track_s}"]
     detector = Detector(checkpoint, device, overrides)
+    if detector.device != "cpu":  # a CNN: torch is loaded already
+        import torch
+
+        torch.set_num_threads(1)
     distributed.init(detector.device)
     try:
         outputs = Outputs(tuple(formats), save_activations, plot, sonify, overwrite)

@@ -192,3 +192,17 @@ def test_sonify_writes_the_audio_with_clicks(detector, tmp_path):
     assert sr == 22050 and abs(len(clicked) - 40 * 22050) < 100
     with pytest.raises(ValueError, match="array"):
         detector.detect(stereo_music(22050, 16.0), sr=22050).sonify(tmp_path / "x.wav")
+
+
+def test_detect_with_the_shipped_model_loads_neither_torch_nor_librosa(tmp_path):
+    """Start-up (issue 16): the track-change detector runs on numpy, its checkpoint is read
+    without torch, and the log-mel, peaks and filters need neither librosa nor scipy."""
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.random.default_rng(0).standard_normal(22050 * 20) * 0.1, 22050)
+    check = ("import sys; from boundaries.cli import main; "
+             f"code = main(['detect', {str(tmp_path / 'a.wav')!r}, '-o', "
+             f"{str(tmp_path / 'out')!r}, '--jobs', '1']); "
+             "print(code, sorted({'torch', 'librosa', 'scipy', 'sklearn'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr

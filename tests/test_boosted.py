@@ -5,7 +5,10 @@ from boundaries.model import boosted
 
 
 @pytest.mark.parametrize("with_nan", [False, True])
-def test_exported_trees_equal_predict_proba(rng, with_nan):
+@pytest.mark.parametrize("compiled_from_rows", [0, 10**9])  # the numba walk, the numpy walk
+def test_exported_trees_equal_predict_proba(rng, with_nan, compiled_from_rows, monkeypatch):
+    monkeypatch.setattr(boosted, "COMPILED_FROM_ROWS", compiled_from_rows)
+    monkeypatch.setattr(boosted, "_rows_walked", 0)
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     X = rng.normal(size=(600, 5))

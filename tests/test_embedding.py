@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
-from boundaries.model import embedding
+from boundaries.model import embedding, embedding_features
 
 FPS = 22050 / 512
 
@@ -11,8 +12,8 @@ def test_distances_peak_where_the_track_changes():
     proj[0, :200] = 1.0  # positions 0.37 s each: the "track" changes at 74.3 s
     proj[1, 200:] = 1.0
     n_out = 640  # descriptor frames of 10 mel frames: 148.6 s, as long as proj
-    dist = embedding.embedding_distances(proj, n_out=n_out, out_stride_frames=10, fps=FPS)
-    change_s = 200 * embedding.STRIDE * embedding.TIME_POOL / FPS
+    dist = embedding_features.embedding_distances(proj, n_out=n_out, out_stride_frames=10, fps=FPS)
+    change_s = 200 * embedding_features.STRIDE * embedding_features.TIME_POOL / FPS
     # with a 1 s gap each side, both sides are pure for +-1 s around the change: a plateau
     plateau_s = (np.flatnonzero(dist[:, 1] > 0.999) * 10 + 4.5) / FPS
     assert abs(plateau_s.mean() - change_s) < 0.5 and np.ptp(plateau_s) < 2.5
@@ -20,13 +21,40 @@ def test_distances_peak_where_the_track_changes():
     assert dist[0].max() == 0  # no left side at time 0: no evidence
 
 
-def test_chunked_projections_equal_one_pass():
+def _trained_looking_network(n_mels=16):
+    """A TrackEmbedding with batch-norm statistics that are not the identity, in eval mode."""
     torch.manual_seed(0)
-    model = embedding.TrackEmbedding(n_mels=16).eval()
+    model = embedding.TrackEmbedding(n_mels=n_mels)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(4, 1, n_mels, 96) * 2 + 0.5)
+    return model.eval()
+
+
+def test_numpy_network_equals_the_torch_module():
+    model = _trained_looking_network()
+    x = np.random.default_rng(0).normal(size=(16, 203)).astype(np.float32)  # odd: pooling drops
+    with torch.no_grad():
+        expected = model.positions(torch.from_numpy(x[None, None]))[0].numpy()
+    network = embedding_features.EmbeddingNetwork.from_module(model)
+    np.testing.assert_allclose(network.positions(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_numpy_network_rejects_another_band_count():
+    from boundaries.errors import BoundariesError
+
+    state = embedding_features.EmbeddingNetwork.from_module(_trained_looking_network()).state
+    with pytest.raises(BoundariesError, match="mel bands"):
+        embedding_features.EmbeddingNetwork(state, n_mels=80)
+
+
+def test_chunked_projections_equal_one_pass():
+    network = embedding_features.EmbeddingNetwork.from_module(_trained_looking_network())
     mel = np.random.default_rng(0).normal(size=(16, 1200)).astype(np.float32) * 10 - 50
-    whole = embedding.position_projections(model, mel, chunk=10_000)
-    chunked = embedding.position_projections(model, mel, chunk=128)
-    assert whole.shape == (64, 1200 // embedding.TIME_POOL // embedding.STRIDE)
+    whole = embedding_features.position_projections(network, mel, chunk=10_000)
+    chunked = embedding_features.position_projections(network, mel, chunk=128)
+    assert whole.shape == (64, 1200 // embedding_features.TIME_POOL // embedding_features.STRIDE)
     np.testing.assert_allclose(chunked, whole, atol=1e-4)
 
 
@@ -45,7 +73,7 @@ def test_solo_spans_leave_out_the_fades():
 
 
 def test_recurrence_tells_a_returning_section_from_a_new_track():
-    from boundaries.model.embedding import STRIDE, TIME_POOL, recurrence_features
+    from boundaries.model.embedding_features import STRIDE, TIME_POOL, recurrence_features
 
     fps = 22050 / 512
     pos_s = STRIDE * TIME_POOL / fps

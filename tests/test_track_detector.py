@@ -48,7 +48,7 @@ def trained(tmp_path_factory):
 
 def test_a_recurrence_checkpoint_keeps_its_feature_set(trained):
     from boundaries.model.checkpoints import load_model
-    from boundaries.model.embedding import RECURRENCE_NAMES
+    from boundaries.model.embedding_features import RECURRENCE_NAMES
 
     _, run = trained
     model, cfg, _ = load_model(run / "best.pt")
@@ -56,7 +56,7 @@ def test_a_recurrence_checkpoint_keeps_its_feature_set(trained):
     mel = np.random.default_rng(0).standard_normal((cfg.features.n_mels, 3000)).astype(np.float32)
     from boundaries.model.track_detector import row_features
 
-    X, names = row_features(mel, model.embed_model, fps=cfg.fps, recurrence=True)
+    X, names = row_features(mel, model.network, fps=cfg.fps, recurrence=True)
     assert names[-4:] == list(RECURRENCE_NAMES) and X.shape[1] == len(names)
     assert int(np.max(model.trees["feature"])) < X.shape[1]
     assert model.frame_activations(mel).shape == (3000,)

@@ -5,13 +5,19 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from conftest import CONFIGS, REPO, SUBPROCESS_ENV, tiny_overrides, write_corpus
 
 import train
 from boundaries.errors import CheckpointError
-from boundaries.model.checkpoints import load_checkpoint, load_model, save_checkpoint
+from boundaries.model.checkpoints import (
+    load_checkpoint,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 
 
 def args(tmp_path, corpus, run, epochs):
@@ -91,28 +97,34 @@ class Exploit:
         return (os.system, ("touch pwned",))
 
 
-def test_crafted_checkpoint_cannot_run_code(tmp_path, monkeypatch):
+READERS = [load_checkpoint, read_checkpoint]  # with torch, and the torch-free one
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_crafted_checkpoint_cannot_run_code(tmp_path, monkeypatch, reader):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
     torch.save({"format": "boundaries-checkpoint-v1", "model": Exploit()}, path)
     with pytest.raises(CheckpointError, match="refused to load"):
-        load_checkpoint(path)
+        reader(path)
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("reader", READERS)
 @pytest.mark.parametrize("content,message", [(b"", "corrupt"), (b"PK\x03\x04junk", "corrupt")])
-def test_corrupt_checkpoint(tmp_path, content, message):
+def test_corrupt_checkpoint(tmp_path, content, message, reader):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
-        load_checkpoint(path)
+        reader(path)
 
 
-def test_foreign_checkpoint(tmp_path):
+@pytest.mark.parametrize("reader", READERS)
+def test_foreign_checkpoint(tmp_path, reader):
     path = tmp_path / "other.pt"
     torch.save({"state_dict": {}}, path)
     with pytest.raises(CheckpointError, match="not a boundaries checkpoint"):
-        load_checkpoint(path)
+        reader(path)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -157,3 +169,28 @@ def test_extra_training_folders_join_the_training_set(tmp_path):
     train_data, val_data, _ = prepare_data(cfg, progress=False)
     assert len(train_data) == 5 and len(val_data) == 1
     assert {t.audio_path.parent.name for t in train_data} == {"a", "b"}
+
+
+def test_read_checkpoint_equals_torch_load(tmp_path):
+    """The torch-free reader gives the arrays torch.load gives: every dtype we store, views,
+    shared storage, scalars, empty tensors, nested plain data; and the file's sha256."""
+    import hashlib
+
+    base = torch.arange(24, dtype=torch.float64).reshape(4, 6)
+    state = {"config": {"a": [1, 2.5, "x", None, True]}, "epoch": 3,
+             "model": {"w": torch.randn(3, 4), "t": base.T, "view": base[1:, 2:4],
+                       "i32": torch.arange(5, dtype=torch.int32), "i64": torch.arange(3),
+                       "b": torch.tensor([True, False]), "half": torch.ones(2, dtype=torch.half),
+                       "scalar": torch.tensor(7.0), "empty": torch.zeros(0, 5)}}
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, state)
+    arrays, sha256 = read_checkpoint(path)
+    expected = load_checkpoint(path)
+    assert sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert arrays["config"] == expected["config"] and arrays["epoch"] == 3
+    for key, tensor in expected["model"].items():
+        assert arrays["model"][key].dtype == tensor.numpy().dtype, key
+        np.testing.assert_array_equal(arrays["model"][key], tensor.numpy(), err_msg=key)
+    save_checkpoint(tmp_path / "again.pt", arrays)  # numpy arrays go back as tensors
+    for key, tensor in load_checkpoint(tmp_path / "again.pt")["model"].items():
+        assert torch.equal(tensor, expected["model"][key]), key

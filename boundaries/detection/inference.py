@@ -8,14 +8,15 @@ result equals one pass over the whole file, in bounded memory.
 """
 
 import numpy as np
-import torch
 
 from boundaries.detection import peaks
 from boundaries.signal import timebase
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU (pyannote's Device.AUTO)."""
+def resolve_device(name: str = "auto"):
+    """``auto`` -> CUDA when available, else CPU (pyannote's Device.AUTO): a ``torch.device``."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -39,7 +40,6 @@ def chunk_windows(n_frames: int, chunk_frames: int, context_frames: int):
     return windows
 
 
-@torch.no_grad()
 def predict_activations(model, mel: np.ndarray, *, chunk_frames: int = 5168,
                         context_frames: int = 646, batch_size: int = 4,
                         device="cpu", amp: bool = False) -> np.ndarray:
@@ -56,12 +56,21 @@ def predict_activations(model, mel: np.ndarray, *, chunk_frames: int = 5168,
     -------
     activations : np.ndarray [shape=(n_frames,), dtype=float32], in [0, 1]
     """
+    import torch
+
+    with torch.no_grad():
+        return _predict(model, mel, chunk_frames, context_frames, batch_size,
+                        torch.device(device), amp)
+
+
+def _predict(model, mel, chunk_frames, context_frames, batch_size, device, amp):
+    import torch
+
     context_frames = max(context_frames, getattr(model, "context_frames", 0))
     n_frames = mel.shape[1]
     windows = chunk_windows(n_frames, chunk_frames, context_frames)
     length = min(n_frames, chunk_frames + 2 * context_frames)
     out = np.empty(n_frames, dtype=np.float32)
-    device = torch.device(device)
     for i in range(0, len(windows), batch_size):
         group = windows[i:i + batch_size]
         batch = np.stack([mel[:, s:s + length] for s, _, _ in group])

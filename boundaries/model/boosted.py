@@ -5,9 +5,11 @@ scikit-learn's ``HistGradientBoostingClassifier`` fits the frame classifier (fas
 unscaled features and class imbalance). Its only serialisation is pickle, which executes code on
 load, and ``torch.load(weights_only=True)`` rightly refuses it. So the fitted trees are exported
 as arrays (feature, threshold, children, leaf value per node) and evaluated here (a loop compiled
-by numba); a test checks the result against ``predict_proba``. Evaluation also spares
-``boundaries detect`` importing scikit-learn.
+by numba, or numpy on a few rows); a test checks both against ``predict_proba``. Evaluation also
+spares ``boundaries detect`` importing scikit-learn.
 """
+
+import functools
 
 import numpy as np
 
@@ -31,26 +33,50 @@ def export_trees(model) -> dict:
     }
 
 
+TREE_ARRAYS = ("feature", "threshold", "left", "right", "missing_left", "value", "roots")
+COMPILED_FROM_ROWS = 2000  # rows this process walks in numpy before it loads numba (below)
+_rows_walked = 0
+
+
 def predict_proba(trees: dict, X: np.ndarray) -> np.ndarray:
     """P(positive) for every row of ``X [n_rows, n_features]``; equals the classifier's
     ``predict_proba(X)[:, 1]`` (to float rounding)."""
+    global _rows_walked
     X = np.ascontiguousarray(X, dtype=np.float64)
-    raw = _tree_sums(X, *(np.ascontiguousarray(trees[k]) for k in (
-        "feature", "threshold", "left", "right", "missing_left", "value", "roots")))
+    arrays = [np.ascontiguousarray(trees[k]) for k in TREE_ARRAYS]
+    _rows_walked += len(X)
+    raw = _compiled_tree_sums()(X, *arrays) if _rows_walked > COMPILED_FROM_ROWS \
+        else _numpy_tree_sums(X, *arrays)
     raw += float(np.asarray(trees["baseline"])[0])
     return 1.0 / (1.0 + np.exp(-raw))
 
 
-def _compiled(function):
-    """numba's JIT, cached on disk after the first run (librosa has loaded numba already on the
-    detect path). The numpy version of this walk was 63 % of the detector's time on an hour of
-    audio: it moved every (row, tree) pair one level per step through fancy indexing."""
+def _numpy_tree_sums(X, feature, threshold, left, right, missing_left, value, roots):
+    """The walk below in numpy: every (row, tree) pair moves one level per step. About 10x
+    slower per row than the compiled walk (it was 63 % of the detector's time on an hour of
+    audio), but importing numba and loading its cached code costs ~0.5 s, more than this walk
+    takes on the first ``COMPILED_FROM_ROWS`` rows (~8 minutes of audio): a process that
+    detects on one song, and ``boundaries detect``'s start-up, never pay for numba."""
+    rows = np.arange(len(X))[:, None]
+    nodes = np.broadcast_to(roots, (len(X), len(roots))).copy()
+    inner = left[nodes] >= 0
+    while inner.any():
+        at = nodes[inner]
+        x = X[np.broadcast_to(rows, nodes.shape)[inner], feature[at]]
+        go_left = np.where(np.isnan(x), missing_left[at], x <= threshold[at])
+        nodes[inner] = np.where(go_left, left[at], right[at])
+        inner[inner] = left[nodes[inner]] >= 0
+    return value[nodes].sum(axis=1)
+
+
+@functools.cache
+def _compiled_tree_sums():
+    """numba's JIT of :func:`_tree_sums`, cached on disk after the first run."""
     import numba
 
-    return numba.njit(cache=True, nogil=True)(function)
+    return numba.njit(cache=True, nogil=True)(_tree_sums)
 
 
-@_compiled
 def _tree_sums(X, feature, threshold, left, right, missing_left, value, roots):
     out = np.zeros(X.shape[0])
     for i in range(X.shape[0]):

@@ -1,4 +1,4 @@
-"""A learned "same track?" embedding, and the left-vs-right distances it gives every time.
+"""A learned "same track?" embedding: its network and its contrastive training.
 
 A small 2-D CNN maps ~4.5 s of log-mel to a 64-d unit vector, trained contrastively (InfoNCE,
 Oord et al. 2018; SimCLR's NT-Xent form): two excerpts of the same track, from *any* of its
@@ -8,10 +8,7 @@ identity (key, timbre, instrumentation, production), the signal that tells "anot
 "another section of this one" (McCallum, ICASSP 2019; Salamon et al., ISMIR 2021 use the same idea
 for structure).
 
-The network is fully convolutional in time and its head is linear after a mean over time, so at
-inference one pass over the whole file gives per-position projections whose window means *are*
-the window embeddings (a linear map commutes with a mean): every window costs one cumulative
-sum, not one network pass.
+This module trains it (torch); :mod:`embedding_features` runs it at inference (numpy).
 """
 
 import numpy as np
@@ -19,18 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-TIME_POOL = 2  # mel frames averaged before the network: 21.5 frames/s
-CROP_FRAMES = 96  # network frames per training excerpt: 96 x 2 x 512 / 22050 = 4.46 s
-STRIDE = 8  # network frames per output position (three 2x poolings): 0.37 s
-LEVEL_REF_DB = 20.0
-
-
-def network_frames(mel_db: np.ndarray) -> np.ndarray:
-    """Log-mel ``[n_mels, n]`` -> network input ``[n_mels, n // TIME_POOL]``: time-pooled, level
-    relative to the file's mean (gain-invariant), scaled to about unit range."""
-    n = mel_db.shape[1] // TIME_POOL * TIME_POOL
-    x = mel_db[:, :n].reshape(mel_db.shape[0], -1, TIME_POOL).mean(axis=2)
-    return ((x - x.mean()) / LEVEL_REF_DB).astype(np.float32)
+from boundaries.model.embedding_features import CROP_FRAMES, LEVEL_REF_DB
 
 
 class TrackEmbedding(nn.Module):
@@ -69,66 +55,6 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> to
     n = len(z1)
     partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(sim, partner)
-
-
-@torch.no_grad()
-def position_projections(model: TrackEmbedding, mel_db: np.ndarray,
-                         chunk: int = 4096) -> np.ndarray:
-    """Per-position projections ``[dim, n_positions]`` over a whole file, in chunks of network
-    frames (overlapping by 64 frames so chunk edges see real context)."""
-    x = network_frames(mel_db)
-    n = x.shape[1] // STRIDE * STRIDE
-    if n == 0:
-        return np.zeros((model.dim, 0), dtype=np.float32)
-    pad = 64
-    out = []
-    for start in range(0, n, chunk):
-        lo, hi = max(0, start - pad), min(n, start + chunk + pad)
-        part = torch.from_numpy(np.ascontiguousarray(x[None, None, :, lo:hi]))
-        proj = model.positions(part)[0].numpy()
-        a = (start - lo) // STRIDE
-        out.append(proj[:, a:a + (min(start + chunk, n) - start) // STRIDE])
-    return np.concatenate(out, axis=1)
-
-
-def embedding_distances(proj: np.ndarray, *, n_out: int, out_stride_frames: int,
-                        windows_s=(4.0, 8.0, 16.0, 32.0), gap_s: float = 1.0,
-                        fps: float = 22050 / 512):
-    """Cosine distance between the mean embeddings left and right of every output frame.
-
-    Parameters
-    ----------
-    proj : np.ndarray [shape=(dim, n_positions)], from :func:`position_projections`
-    n_out : int
-        Output frames (the descriptor rate), each ``out_stride_frames`` mel frames apart.
-    windows_s : window lengths each side, seconds; ``gap_s`` is skipped on each side so a
-        crossfade's overlap does not blur both means.
-
-    Returns
-    -------
-    distances : np.ndarray [shape=(n_out, len(windows_s))], in [0, 2]; 0 where a side is empty.
-    """
-    pos_s = STRIDE * TIME_POOL / fps
-    csum = np.zeros((proj.shape[0], proj.shape[1] + 1))
-    np.cumsum(proj, axis=1, out=csum[:, 1:])
-    centres_s = (np.arange(n_out) * out_stride_frames + (out_stride_frames - 1) / 2) / fps
-    # position p covers [p * pos_s, (p + 1) * pos_s): index of the position holding each time
-    t = centres_s / pos_s
-    out = np.zeros((n_out, len(windows_s)), dtype=np.float32)
-    n_pos = proj.shape[1]
-    for j, window_s in enumerate(windows_s):
-        w, g = window_s / pos_s, gap_s / pos_s
-        l_lo = np.clip(np.round(t - g - w), 0, n_pos).astype(int)
-        l_hi = np.clip(np.round(t - g), 0, n_pos).astype(int)
-        r_lo = np.clip(np.round(t + g), 0, n_pos).astype(int)
-        r_hi = np.clip(np.round(t + g + w), 0, n_pos).astype(int)
-        ok = (l_hi > l_lo) & (r_hi > r_lo)
-        left = (csum[:, l_hi] - csum[:, l_lo]) / np.maximum(l_hi - l_lo, 1)
-        right = (csum[:, r_hi] - csum[:, r_lo]) / np.maximum(r_hi - r_lo, 1)
-        cos = np.sum(left * right, axis=0) / (np.linalg.norm(left, axis=0)
-                                              * np.linalg.norm(right, axis=0) + 1e-8)
-        out[:, j] = np.where(ok, 1.0 - cos, 0.0)
-    return out
 
 
 # ---------------------------------------------------------------- training
@@ -226,67 +152,3 @@ def train_embedding(sampler: PairSampler, *, steps: int, n_mels: int = 80, lr: f
     return model.eval()
 
 
-RECURRENCE_NAMES = ("recur_past", "recur_future", "recur_past_far", "recur_future_far")
-NOTHING_TO_COMPARE = -2.0  # below any cosine: a split isolates it (an all-NaN column breaks
-# scikit-learn's binning on short training files)
-
-
-def _unit_means(proj: np.ndarray, csum: np.ndarray, lo_s, hi_s, pos_s: float):
-    """Unit-length mean projections over ``[lo_s, hi_s)`` (arrays of bounds): ``[k, dim]``,
-    NaN rows where a span holds fewer than 3 positions (the file's edge)."""
-    n = proj.shape[1]
-    lo = np.clip(np.round(np.asarray(lo_s) / pos_s), 0, n).astype(int)
-    hi = np.clip(np.round(np.asarray(hi_s) / pos_s), 0, n).astype(int)
-    means = ((csum[:, hi] - csum[:, lo]) / np.maximum(hi - lo, 1)).T
-    means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-8
-    means[hi - lo < 3] = np.nan
-    return means.astype(np.float32)
-
-
-def recurrence_features(proj: np.ndarray, *, n_out: int, out_stride_frames: int,
-                        fps: float = 22050 / 512, window_s: float = 8.0, hop_s: float = 2.0,
-                        gap_s: float = 1.0, far_s: float = 30.0, block: int = 2048):
-    """Does the music after each time sound like anything *earlier* in the file, and the music
-    before it like anything *later*? A new track in a mix never played before; a section of
-    the same track (a chorus, a drop) usually has. Local before/after distances cannot see this
-    when the sections around the time differ; a whole-file look can.
-
-    For each output frame ``t``: R = the mean embedding over ``[t + gap, t + gap + window]``, L =
-    over ``[t - gap - window, t - gap]``; segments of ``window_s`` every ``hop_s`` over the file.
-
-    Returns
-    -------
-    features : np.ndarray [shape=(n_out, 4), dtype=float32]
-        The highest cosine similarity of R to any segment ending before ``t - gap`` (``past``)
-        and of L to any segment starting after ``t + gap`` (``future``); then the same beyond
-        ``far_s`` (``_far``: recurrence at a distance, not the neighbouring bars);
-        ``NOTHING_TO_COMPARE`` (-2) where there is nothing to compare.
-    """
-    pos_s = STRIDE * TIME_POOL / fps
-    out = np.full((n_out, 4), NOTHING_TO_COMPARE, dtype=np.float32)
-    if proj.shape[1] < 3 or n_out == 0:
-        return out
-    csum = np.zeros((proj.shape[0], proj.shape[1] + 1))
-    np.cumsum(proj, axis=1, out=csum[:, 1:])
-    duration_s = proj.shape[1] * pos_s
-    starts = np.arange(0.0, max(duration_s - window_s, 0.0) + 1e-9, hop_s)
-    segments = np.nan_to_num(_unit_means(proj, csum, starts, starts + window_s, pos_s))
-    ends = starts + window_s
-    t = (np.arange(n_out) * out_stride_frames + (out_stride_frames - 1) / 2) / fps
-    for a in range(0, n_out, block):  # bounded memory on a 2-hour mix
-        tb = t[a:a + block]
-        right = _unit_means(proj, csum, tb + gap_s, tb + gap_s + window_s, pos_s)
-        left = _unit_means(proj, csum, tb - gap_s - window_s, tb - gap_s, pos_s)
-        sim_right, sim_left = np.nan_to_num(right) @ segments.T, np.nan_to_num(left) @ segments.T
-        for j, far in enumerate((0.0, far_s)):
-            past = ends[None, :] <= (tb[:, None] - gap_s - far)
-            future = starts[None, :] >= (tb[:, None] + gap_s + far)
-            out[a:a + block, 2 * j] = _masked_max(sim_right, past, right)
-            out[a:a + block, 2 * j + 1] = _masked_max(sim_left, future, left)
-    return out
-
-
-def _masked_max(sim: np.ndarray, mask: np.ndarray, side: np.ndarray) -> np.ndarray:
-    best = np.where(mask, sim, -np.inf).max(axis=1)
-    best[~np.isfinite(best) | np.isnan(side[:, 0])] = NOTHING_TO_COMPARE
-    return best

@@ -12,9 +12,9 @@ instant.
 """
 
 import numpy as np
-import torch
 
-from boundaries.model import boosted, embedding
+from boundaries.model import boosted
+from boundaries.model import embedding_features as embedding
 from boundaries.signal import descriptors
 from boundaries.signal.filters import running_max
 
@@ -23,11 +23,12 @@ TARGET_RADIUS_S = 1.0
 KIND = "track_change"
 
 
-def row_features(mel_db: np.ndarray, embed_model, *, fps: float, recurrence: bool = False):
-    """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``;
-    ``recurrence`` adds :func:`embedding.recurrence_features` (``track.recurrence``)."""
+def row_features(mel_db: np.ndarray, network, *, fps: float, recurrence: bool = False):
+    """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``
+    (``network``: an :class:`embedding.EmbeddingNetwork`); ``recurrence`` adds
+    :func:`embedding.recurrence_features` (``track.recurrence``)."""
     X, names = descriptors.compute_descriptors(mel_db, fps=fps)
-    proj = embedding.position_projections(embed_model, mel_db)
+    proj = embedding.position_projections(network, mel_db)
     dist = embedding.embedding_distances(proj, n_out=len(X), out_stride_frames=descriptors.POOL,
                                          windows_s=EMBED_WINDOWS_S, fps=fps)
     dist_names = [f"embed@{w:g}" for w in EMBED_WINDOWS_S]
@@ -84,15 +85,15 @@ class TrackChangeDetector:
 
     Parameters
     ----------
-    embed_model : embedding.TrackEmbedding (eval mode)
+    network : embedding_features.EmbeddingNetwork, the "same track?" embedding (numpy)
     trees : dict of arrays from :func:`boosted.export_trees`
     fps : float, mel frames per second
     """
 
-    def __init__(self, embed_model, trees: dict, fps: float, placement: "dict | None" = None,
+    def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
                  recurrence: bool = False):
-        self.embed_model, self.trees, self.fps = embed_model, trees, fps
+        self.network, self.trees, self.fps = network, trees, fps
         self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
@@ -100,7 +101,7 @@ class TrackChangeDetector:
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
-        X, _ = row_features(mel_db, self.embed_model, fps=self.fps, recurrence=self.recurrence)
+        X, _ = row_features(mel_db, self.network, fps=self.fps, recurrence=self.recurrence)
         probs = boosted.predict_proba(self.trees, X)
         if self.context_trees is None:
             return probs
@@ -119,37 +120,32 @@ class TrackChangeDetector:
         local = placement.LocalFrames(mel_db, self.fps)
         return placement.refine(local, times_s, self.placement, self.placement_sigma_s)
 
-    def to(self, device):  # the trees run on numpy, the embedding is small: CPU always
+    def to(self, device):  # numpy throughout: CPU always
         return self
 
     def eval(self):
         return self
 
     def state(self) -> dict:
-        """Tensors and plain data only, so ``torch.load(weights_only=True)`` reads it."""
-        state = {"kind": KIND, "embedding": self.embed_model.state_dict(),
-                 "trees": _tensors(self.trees)}
+        """Arrays and plain data (``save_checkpoint`` stores the arrays as tensors)."""
+        state = {"kind": KIND, "embedding": self.network.state, "trees": self.trees}
         for key in ("placement", "context_trees"):
             if getattr(self, key) is not None:
-                state[key] = _tensors(getattr(self, key))
+                state[key] = getattr(self, key)
         return state
 
     @classmethod
     def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
                    recurrence: bool = False) -> "TrackChangeDetector":
-        model = embedding.TrackEmbedding(n_mels=n_mels)
-        model.load_state_dict(state["embedding"])
+        """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
+        network = embedding.EmbeddingNetwork(_arrays(state["embedding"]), n_mels)
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
-        return cls(model.eval(), _arrays(state["trees"]), fps,
+        return cls(network, _arrays(state["trees"]), fps,
                    placement_sigma_s=placement_sigma_s, recurrence=recurrence, **optional)
 
 
-def _tensors(arrays: dict) -> dict:
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
-
-
-def _arrays(tensors: dict) -> dict:
-    return {k: v.numpy() for k, v in tensors.items()}
+def _arrays(values: dict) -> dict:
+    return {k: np.asarray(v) for k, v in values.items()}
 
 
 def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.detection import inference, placement
-from boundaries.model import boosted, embedding, track_detector
+from boundaries.model import boosted, embedding, embedding_features, track_detector
 from boundaries.model.track_detector import TrackChangeDetector, row_features, row_targets
 from boundaries.score import evaluation, metrics
 
@@ -89,28 +89,30 @@ def fit_embedding(train_data, cfg, log=print):
         from boundaries.model.checkpoints import load_model
 
         detector, _, _ = load_model(cfg.track.embedding_from)
-        if not hasattr(detector, "embed_model"):
+        if not hasattr(detector, "network"):
             from boundaries.errors import BoundariesError
 
             raise BoundariesError(f"track.embedding_from={cfg.track.embedding_from}: not a "
                                   "track-change checkpoint (it holds no embedding)")
         log(f"embedding: reused from {cfg.track.embedding_from}")
-        return detector.embed_model
+        return detector.network
     fps = cfg.fps
-    clips = [embedding.network_frames(t.mel) for t in train_data]
-    spans = embedding_spans(train_data, fps / embedding.TIME_POOL, cfg.track.embed_positives)
+    clips = [embedding_features.network_frames(t.mel) for t in train_data]
+    spans = embedding_spans(train_data, fps / embedding_features.TIME_POOL,
+                            cfg.track.embed_positives)
     sampler = embedding.PairSampler(clips, spans, seed=cfg.train.seed)
     log(f"embedding: {len(sampler.by_source)} tracks in {len(sampler.groups)} groups")
-    return embedding.train_embedding(sampler, steps=cfg.track.embed_steps,
-                                     n_mels=cfg.features.n_mels, lr=cfg.track.embed_lr,
-                                     seed=cfg.train.seed, log=log)
+    model = embedding.train_embedding(sampler, steps=cfg.track.embed_steps,
+                                      n_mels=cfg.features.n_mels, lr=cfg.track.embed_lr,
+                                      seed=cfg.train.seed, log=log)
+    return embedding_features.EmbeddingNetwork.from_module(model)
 
 
-def table(data, embed_model, fps, recurrence: bool = False):
+def table(data, network, fps, recurrence: bool = False):
     """Stacked rows and labels of many files, and the row count of each."""
     rows, labels, counts = [], [], []
     for track in data:
-        X, names = row_features(track.mel, embed_model, fps=fps, recurrence=recurrence)
+        X, names = row_features(track.mel, network, fps=fps, recurrence=recurrence)
         rows.append(X)
         labels.append(row_targets(track.times_s, len(X), fps=fps))
         counts.append(len(X))
@@ -188,10 +190,10 @@ def tune_decoding(val_data, activations, cfg):
 def train_track_detector(cfg, train_data, val_data, log=print):
     """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
     fps = cfg.fps
-    embed_model = fit_embedding(train_data, cfg, log)
-    X, y, counts, _ = table(train_data, embed_model, fps, cfg.track.recurrence)
+    network = fit_embedding(train_data, cfg, log)
+    X, y, counts, _ = table(train_data, network, fps, cfg.track.recurrence)
     trees, context_trees = fit_stacked(X, y, counts, cfg, log)
-    detector = TrackChangeDetector(embed_model, trees, fps, context_trees=context_trees,
+    detector = TrackChangeDetector(network, trees, fps, context_trees=context_trees,
                                    recurrence=cfg.track.recurrence)
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
