@@ -1,13 +1,18 @@
-"""Speed of every stage of ``boundaries detect``, in real-time factors measured in one run.
+"""Speed of ``boundaries detect`` against issue 16's targets, in figures measured in one run.
 
-    python benchmarks/speed.py [--minutes 10] [--checkpoint PATH] [--keep DIR]
+    python benchmarks/speed.py [--minutes 10] [--mixes 6] [--checkpoint PATH] [--keep DIR]
 
-Makes a 44.1 kHz stereo file (synthetic music, ``--minutes`` long) in mp3, ogg, flac and wav, then
-prints for each format: decode, resample (44.1 -> 22.05 kHz), log-mel, model forward, peak picking
-and Foote novelty, each as audio seconds per wall second on one thread; then ``boundaries detect``
-end to end over the folder of all four files with ``--jobs 1`` and ``--jobs 2`` (a fresh process,
-as a user runs it), its ratio to the decode+resample+mel floor, and its peak RSS. Compare ratios
-within one run: the machines are shared and noisy.
+1. Stages, per format: a 44.1 kHz stereo file (synthetic music, ``--minutes`` long) in mp3, ogg,
+   flac and wav; decode, resample (44.1 -> 22.05 kHz), log-mel, model, peak picking and Foote
+   novelty, each as audio seconds per wall second on one thread.
+2. A folder of ``--mixes`` mp3 mixes of ``--minutes`` each (an hour by default): the floor (decode
+   + resample + log-mel of every file, one thread), the model's share of it, and ``boundaries
+   detect DIR --jobs 2`` end to end in a new process, as a user runs it.
+3. Start-up: ``boundaries detect`` on one 5-s file, and ``boundaries --help``.
+4. Peak RSS of ``boundaries detect`` on one ``--long-hours`` wav.
+
+It ends with each target, met or missed. Compare ratios within one run: the machines are shared
+and noisy.
 """
 
 import argparse
@@ -20,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
+from threadpoolctl import threadpool_limits
 
-from boundaries.cli import DEFAULT_MODEL
+from boundaries.api import DEFAULT_MODEL
 from boundaries.detection import inference
 from boundaries.model.checkpoints import load_model
 from boundaries.recipes.synthetic import make_clip
@@ -85,9 +90,8 @@ def stage_times(path: Path, model, cfg, repeats) -> dict:
                             repeats)
     load_s, _ = best_of(lambda: load_audio(path, cfg.audio.sr), repeats)
     mel_s, mel = best_of(lambda: log_mel(y, sr=cfg.audio.sr, **vars(cfg.features)), repeats)
-    with torch.inference_mode():
-        forward_s, acts = best_of(lambda: inference.activations_for(model, mel, cfg, "cpu"),
-                                  repeats)
+    forward_s, acts = best_of(lambda: inference.activations_for(model, mel, cfg, "cpu"),
+                              repeats)
     peaks_s, _ = best_of(lambda: inference.pick(acts, cfg.peaks, cfg.fps), repeats)
     foote_s, _ = best_of(lambda: novelty.foote_activations(mel, fps=fps), repeats)
     return {"decode": decode_s, "resample": resample_s, "load_audio": load_s, "log-mel": mel_s,
@@ -101,14 +105,25 @@ RSS_WRAPPER = ("import resource, subprocess, sys; "
 
 
 def warm_up(model, cfg) -> None:
-    """First calls compile numba kernels (librosa) and fill caches: keep them out of the figures."""
-    y = np.random.default_rng(0).standard_normal(cfg.audio.sr * 5).astype(np.float32) * 0.1
+    """First calls load numba's cached kernels and fill caches: keep them out of the figures."""
+    y = np.random.default_rng(0).standard_normal(cfg.audio.sr * 600).astype(np.float32) * 0.1
     mel = log_mel(y, sr=cfg.audio.sr, **vars(cfg.features))
-    inference.activations_for(model, mel, cfg, "cpu")
+    inference.boundaries_for(model, mel, cfg, "cpu")
     novelty.foote_activations(mel, fps=cfg.fps)
 
 
-def detect_end_to_end(folder: Path, checkpoint, jobs: int) -> tuple:
+def model_seconds(path: Path, model, cfg) -> tuple:
+    """``(floor_s, model_s)`` of one file, one thread: decode + resample + log-mel, then every
+    step from log-mel to boundaries (descriptors, embedding, trees, peaks, placement)."""
+    start = time.perf_counter()
+    y = load_audio(path, cfg.audio.sr)
+    mel = log_mel(y, sr=cfg.audio.sr, **vars(cfg.features))
+    middle = time.perf_counter()
+    inference.boundaries_for(model, mel, cfg, "cpu")
+    return middle - start, time.perf_counter() - middle
+
+
+def run_detect(folder: Path, checkpoint, jobs: int) -> tuple:
     """Wall seconds and peak RSS (MB) of ``boundaries detect`` over ``folder`` in a new process."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-c", RSS_WRAPPER, sys.executable, "-m", "boundaries", "detect",
@@ -119,67 +134,103 @@ def detect_end_to_end(folder: Path, checkpoint, jobs: int) -> tuple:
     return seconds, int(result.stdout.split()[-1]) / 1024
 
 
+def best_wall(command, repeats=3) -> float:
+    return best_of(lambda: subprocess.run(command, check=True, capture_output=True), repeats)[0]
+
+
+def stage_table(folder: Path, stereo, model, cfg, minutes, repeats) -> None:
+    paths = make_audio(folder, stereo)
+    audio_s = minutes * 60
+    print(f"## Stages: {minutes:g} min of 44.1 kHz stereo per format; x real time = audio s / "
+          f"wall s (best of {repeats}, one thread)\n")
+    header = ["format", "decode", "resample", "load_audio", "log-mel", "forward", "peaks",
+              "foote", "floor"]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for path in paths:
+        t = stage_times(path, model, cfg, repeats)
+        floor = t["load_audio"] + t["log-mel"]  # decode + downmix + resample + mel
+        cells = [f"{audio_s / t[k]:.0f}" for k in header[1:8]] + [f"{audio_s / floor:.0f}"]
+        print("| " + " | ".join([path.suffix[1:]] + cells) + " |", flush=True)
+        path.unlink()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of each file")
+    parser.add_argument("--mixes", type=int, default=6, help="mp3 mixes in the folder")
     parser.add_argument("--checkpoint", default=str(DEFAULT_MODEL))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", help="write the test files here instead of a temporary folder")
     parser.add_argument("--long-hours", type=float, default=2.0,
                         help="also run detect on one file this long (peak RSS); 0 skips it")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    threadpool_limits(1)
     model, cfg, _ = load_model(args.checkpoint)
     warm_up(model, cfg)
+    targets = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         stereo = synthetic_stereo(args.minutes)
-        formats_dir = folder / "formats"
-        formats_dir.mkdir(exist_ok=True)
-        paths = make_audio(formats_dir, stereo)
-        audio_s = args.minutes * 60
-        print(f"{args.minutes:g} min of 44.1 kHz stereo per format; x real time = audio s / wall s "
-              f"(best of {args.repeats}, one thread)\n")
-        header = ["format", "decode", "resample", "load_audio", "log-mel", "forward", "peaks",
-                  "foote", "floor", "foote/cnn"]
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        floors = []
-        for path in paths:
-            t = stage_times(path, model, cfg, args.repeats)
-            floor = t["load_audio"] + t["log-mel"]  # decode + downmix + resample + mel
-            floors.append(floor)
-            cnn = t["forward"] + t["peaks"]
-            cells = [f"{audio_s / t[k]:.0f}" for k in header[1:8]] + [
-                f"{audio_s / floor:.0f}", f"{t['foote'] / cnn:.2f}"]
-            print("| " + " | ".join([path.suffix[1:]] + cells) + " |", flush=True)
-        total_audio = audio_s * len(paths)
-        floor_total = sum(floors)
-        print(f"\ndecode+resample+mel floor over the folder: {total_audio / floor_total:.0f}x "
-              "real time")
+        (folder / "formats").mkdir(exist_ok=True)
+        stage_table(folder / "formats", stereo, model, cfg, args.minutes, args.repeats)
+
+        mixes = folder / "mixes"
+        mixes.mkdir(exist_ok=True)
+        for i in range(args.mixes):  # other audio in each: shifted by a prime number of seconds
+            sf.write(mixes / f"mix_{i}.mp3", np.roll(stereo, i * 37 * SR_IN, axis=0), SR_IN,
+                     format="MP3", subtype="MPEG_LAYER_III")
+        total_s = args.mixes * args.minutes * 60
+        floor_s = model_s = 0.0
+        for path in sorted(mixes.iterdir()):
+            f, m = model_seconds(path, model, cfg)
+            floor_s, model_s = floor_s + f, model_s + m
+        e2e_s, rss = run_detect(mixes, args.checkpoint, 2)
+        print(f"\n## A folder of {args.mixes} mp3 mixes, {total_s / 60:.0f} min\n")
+        print(f"- floor (decode + resample + log-mel, one thread): {floor_s:.1f} s, "
+              f"{total_s / floor_s:.0f}x real time")
+        print(f"- model (log-mel -> boundaries, one thread): {model_s:.1f} s, "
+              f"{model_s / floor_s:.2f}x the floor")
+        print(f"- `boundaries detect DIR --jobs 2`: {e2e_s:.1f} s, {total_s / e2e_s:.0f}x real "
+              f"time, {e2e_s / floor_s:.2f}x the floor, peak RSS {rss:.0f} MB (largest process)")
+        targets += [("end to end >= 400x real time", total_s / e2e_s >= 400,
+                     f"{total_s / e2e_s:.0f}x"),
+                    ("end to end <= 1.3x the floor", e2e_s <= 1.3 * floor_s,
+                     f"{e2e_s / floor_s:.2f}x"),
+                    ("model <= 0.25x the floor", model_s <= 0.25 * floor_s,
+                     f"{model_s / floor_s:.2f}x")]
+
         tiny = folder / "tiny"
         tiny.mkdir(exist_ok=True)
         sf.write(tiny / "five_seconds.wav", stereo[:5 * SR_IN], SR_IN)
-        for jobs in (1, 2):
-            startup, _ = detect_end_to_end(tiny, args.checkpoint, jobs)
-            seconds, rss = detect_end_to_end(formats_dir, args.checkpoint, jobs)
-            steady = max(seconds - startup, 1e-9)
-            print(f"boundaries detect --jobs {jobs}: {total_audio / seconds:.0f}x real time "
-                  f"({seconds:.1f} s for {total_audio / 60:.0f} min), {seconds / floor_total:.2f}x "
-                  f"the floor, peak RSS {rss:.0f} MB; start-up (one 5 s file) {startup:.1f} s, "
-                  f"after it {total_audio / steady:.0f}x real time, {steady / floor_total:.2f}x "
-                  "the floor", flush=True)
+        with tempfile.TemporaryDirectory() as out:
+            detect = [sys.executable, "-m", "boundaries", "detect", str(tiny), "-o", out,
+                      "--overwrite", "--checkpoint", str(args.checkpoint)]
+            startup_s = best_wall(detect, args.repeats)
+        help_s = best_wall([sys.executable, "-m", "boundaries", "--help"], args.repeats)
+        print(f"\n## Start-up (best of {args.repeats}, a new process)\n")
+        print(f"- `boundaries detect` on one 5-s file: {startup_s:.2f} s")
+        print(f"- `boundaries --help`: {help_s:.2f} s")
+        targets += [("start-up <= 1 s", startup_s <= 1.0, f"{startup_s:.2f} s"),
+                    ("--help <= 0.5 s", help_s <= 0.5, f"{help_s:.2f} s")]
+
         if args.long_hours > 0:
+            for path in mixes.iterdir():
+                path.unlink()  # disk: only the long file is left
             long_dir = folder / "long"
             long_dir.mkdir(exist_ok=True)
             make_long_wav(long_dir / "long.wav", stereo, args.long_hours)
-            for path in paths:
-                path.unlink()  # disk: only the long file is left
+            print(f"\n## One {args.long_hours:g} h 44.1 kHz stereo wav\n")
             for jobs in (1, 2):
-                seconds, rss = detect_end_to_end(long_dir, args.checkpoint, jobs)
-                print(f"one {args.long_hours:g} h 44.1 kHz stereo wav, --jobs {jobs}: "
-                      f"{args.long_hours * 3600 / seconds:.0f}x real time, peak RSS {rss:.0f} MB "
-                      "(largest process)", flush=True)
+                seconds, rss = run_detect(long_dir, args.checkpoint, jobs)
+                print(f"- `--jobs {jobs}`: {args.long_hours * 3600 / seconds:.0f}x real time, "
+                      f"peak RSS {rss:.0f} MB (largest process)", flush=True)
+                if jobs == 1:
+                    targets.append((f"{args.long_hours:g} h file in <= 1.2 GB", rss <= 1228,
+                                    f"{rss:.0f} MB"))
+    print("\n## Targets (issue 16)\n")
+    for name, met, value in targets:
+        print(f"- {'met' if met else 'MISSED'}: {name} ({value})")
     return 0
 
 
