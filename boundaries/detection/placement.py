@@ -17,7 +17,12 @@ import numpy as np
 
 from boundaries.model import boosted
 from boundaries.signal import timebase
-from boundaries.signal.descriptors import LOW_BANDS, pooled_views, window_descriptors
+from boundaries.signal.descriptors import (
+    LOW_BANDS,
+    SideSums,
+    pooled_views,
+    window_descriptors,
+)
 
 POOL = 2  # mel frames per placement frame: 46 ms
 WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -42,11 +47,10 @@ class LocalFrames:
         lo = max(0, idx[0] - max(self.widths))
         hi = min(self.z.shape[1], idx[-1] + 1 + max(self.widths))
         part = slice(lo, hi)
+        sums = SideSums(self.z[:, part], self.mfcc[:, part], self.level[part], self.flux[part])
         columns = []
         for width in self.widths:
-            columns += list(window_descriptors(self.z[:, part], self.mfcc[:, part],
-                                               self.level[part], self.flux[part],
-                                               width).values())
+            columns += list(window_descriptors(sums, width).values())
         columns.append(self.level[part])
         return np.vstack(columns).T[idx - lo]
 

@@ -46,15 +46,38 @@ def pool_frames(x: np.ndarray, pool: int) -> np.ndarray:
 def side_means(x: np.ndarray, width: int):
     """Means of ``x [d, n]`` over ``[t - width, t)`` (left) and ``[t, t + width)`` (right) for
     every t, truncated at the file edges; returns ``(left, right, n_left, n_right)``."""
-    d, n = x.shape
-    csum = np.zeros((d, n + 1), dtype=np.float64)
+    return _side_means(_cumulative(x), width)
+
+
+def _cumulative(x: np.ndarray) -> np.ndarray:
+    csum = np.zeros((x.shape[0], x.shape[1] + 1), dtype=np.float64)
     np.cumsum(x, axis=1, out=csum[:, 1:])
+    return csum
+
+
+def _side_means(csum: np.ndarray, width: int):
+    n = csum.shape[1] - 1
     t = np.arange(n)
-    lo, hi = np.maximum(t - width, 0), np.minimum(t + width, n)
-    n_left, n_right = t - lo, hi - t
-    left = (csum[:, t] - csum[:, lo]) / np.maximum(n_left, 1)
-    right = (csum[:, hi] - csum[:, t]) / np.maximum(n_right, 1)
-    return left, right, n_left, n_right
+    n_left, n_right = t - np.maximum(t - width, 0), np.minimum(t + width, n) - t
+    w = min(width, n)
+    # csum[t] - csum[max(t - w, 0)] and csum[min(t + w, n)] - csum[t], by slices (no gathers)
+    left = csum[:, :n].copy()
+    left[:, w:] -= csum[:, :n - w]
+    right = np.empty_like(left)
+    right[:, :n - w] = csum[:, w:n] - csum[:, :n - w]
+    right[:, n - w:] = csum[:, n:] - csum[:, n - w:n]
+    return left / np.maximum(n_left, 1), right / np.maximum(n_right, 1), n_left, n_right
+
+
+class SideSums:
+    """Cumulative sums of the pooled views (:func:`pooled_views`), taken once and shared by every
+    window width: each width then costs two lookups per side, not a pass over the file."""
+
+    def __init__(self, z_mel, mfcc, level, flux):
+        scalars = np.vstack([level, flux, z_mel[:LOW_BANDS].mean(axis=0),
+                             z_mel[-40:].mean(axis=0)])
+        self.mel, self.mel_sq, self.mfcc, self.scalars = (
+            _cumulative(x) for x in (z_mel, z_mel ** 2, mfcc, scalars))
 
 
 def _cosine_distance(a, b):
@@ -63,15 +86,13 @@ def _cosine_distance(a, b):
     return 1.0 - num / den
 
 
-def window_descriptors(z_mel, mfcc, level, flux, width: int) -> dict:
+def window_descriptors(sums: SideSums, width: int) -> dict:
     """The before/after distances at one window width (pooled frames)."""
-    left, right, n_left, n_right = side_means(z_mel, width)
-    sq_left, sq_right, _, _ = side_means(z_mel ** 2, width)
+    left, right, n_left, n_right = _side_means(sums.mel, width)
+    sq_left, sq_right, _, _ = _side_means(sums.mel_sq, width)
     var = np.maximum(sq_left - left ** 2, 0) + np.maximum(sq_right - right ** 2, 0)
-    mfcc_left, mfcc_right, _, _ = side_means(mfcc, width)
-    scalars = np.vstack([level, flux, z_mel[:LOW_BANDS].mean(axis=0),
-                         z_mel[-40:].mean(axis=0)])
-    s_left, s_right, _, _ = side_means(scalars, width)
+    mfcc_left, mfcc_right, _, _ = _side_means(sums.mfcc, width)
+    s_left, s_right, _, _ = _side_means(sums.scalars, width)
     diff = left - right
     out = {
         "mel": np.sqrt(np.mean(diff ** 2, axis=0)),
@@ -121,10 +142,11 @@ def compute_descriptors(mel_db: np.ndarray, *, fps: float, pool: int = POOL):
     """
     pooled_fps = fps / pool
     z_mel, mfcc, level, flux = pooled_views(mel_db, pool)
+    sums = SideSums(z_mel, mfcc, level, flux)
     columns, names = [], []
     for window_s in WINDOWS_S:
         width = timebase.frames_in(window_s, pooled_fps, 1)
-        for key, value in window_descriptors(z_mel, mfcc, level, flux, width).items():
+        for key, value in window_descriptors(sums, width).items():
             columns.append(value)
             names.append(f"{key}@{window_s:g}")
     unit = mfcc / (np.linalg.norm(mfcc, axis=0, keepdims=True) + 1e-8)
