@@ -1,10 +1,11 @@
 """Accuracy of every detector in the ablation on mixes of held-out packages.
 
-    python benchmarks/accuracy.py --mixes data/mixes2 [--ablation] [--json rows.json]
+    python benchmarks/accuracy.py --mixes data/mixes2 data/mixes5 [--ablation] [--json rows.json]
 
-The mixes are the ones the shipped model's documented commands build (MODEL_CARD.md): ``val/``
-comes from the validation packages (thresholds, kernel widths and minimum track lengths are tuned
-there), ``test/`` from other packages that nothing was trained or tuned on. For each detector it
+The mixes are the ones the shipped model's documented commands build (MODEL_CARD.md), each
+``--mixes`` folder's splits joined: ``val/`` comes from the validation packages (thresholds,
+kernel widths and minimum track lengths are tuned there), ``test/`` from other packages that
+nothing was trained or tuned on. For each detector it
 prints, per split: boundary P/R/F at +-0.5 s and +-3 s (``mir_eval.segment.detection``,
 ``trim=True``, means over files), frame PR-AUC; then, on test, recall per transition kind, F@3
 per clip length, and the same with the track count K known (exactly K-1 crossovers, best set by
@@ -82,10 +83,18 @@ def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, secon
                seconds + time.perf_counter() - start)
 
 
-def recall_by_kind(mixes: Path, row: Row) -> dict:
+def transitions_by_file(folders) -> dict:
+    """Resolved audio path -> its transitions, from every folder's ``manifest.json``."""
+    kinds = {}
+    for mixes in folders:
+        manifest = json.loads((mixes / "manifest.json").read_text())
+        kinds.update({str((mixes / c["file"]).resolve()): c["transitions"]
+                      for c in manifest["clips"]})
+    return kinds
+
+
+def recall_by_kind(kinds: dict, row: Row) -> dict:
     """Share of crossovers of each kind with an estimate within 0.5 s and 3 s."""
-    manifest = json.loads((mixes / "manifest.json").read_text())
-    kinds = {str((mixes / c["file"]).resolve()): c["transitions"] for c in manifest["clips"]}
     found = {}
     for track, (est, _) in zip(row.data, row.estimates):
         for transition in kinds[str(Path(track.audio_path).resolve())]:
@@ -165,7 +174,8 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mixes", default="data/mixes2", help="make_mixes.py output folder")
+    parser.add_argument("--mixes", nargs="+", default=["data/mixes2"],
+                        help="make_mixes.py output folders (their splits are joined)")
     parser.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
     parser.add_argument("--previous", default=str(REPO / "benchmarks/models/cnn_foote_v1.pt"))
     parser.add_argument("--previous-track-change",
@@ -176,11 +186,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    mixes = Path(args.mixes)
+    mixes = [Path(m) for m in args.mixes]
     detector, cfg, _ = load_model(args.checkpoint)
     previous, previous_cfg, _ = load_model(args.previous)
     v1, v1_cfg, _ = load_model(args.previous_track_change)
-    splits = {s: load_split(mixes / s, cfg) for s in ("val", "test")}
+    splits = {s: [t for m in mixes for t in load_split(m / s, cfg)] for s in ("val", "test")}
     fps = cfg.fps
     foote_cfg, kernel = tune_foote(splits["val"], previous_cfg, fps)
     entries = [
@@ -199,7 +209,7 @@ def main(argv=None) -> int:
     ]
     if args.ablation:
         entries += [(name, fn, tuned, None) for name, fn, tuned in
-                    ablation_detectors(mixes, detector, cfg, splits)]
+                    ablation_detectors(mixes[0], detector, cfg, splits)]
     rows, test_rows = [], {}
     for name, fn, row_cfg, refine in entries:
         for split, data in splits.items():
@@ -216,13 +226,13 @@ def main(argv=None) -> int:
                  **{k: 0.0 for k in ("p_0.5", "r_0.5", "f_0.5", "p_3.0", "r_3.0", "f_3.0")},
                  "x_real_time": None})
     rows.sort(key=lambda r: r["split"] != "test")
-    report(rows, test_rows, mixes, splits["test"])
+    report(rows, test_rows, transitions_by_file(mixes), splits["test"])
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
 
 
-def report(rows, test_rows, mixes, test_data) -> None:
+def report(rows, test_rows, transitions, test_data) -> None:
     print(markdown(rows))
     print("\nx real time: audio seconds per second of compute from the cached log-mel, one thread")
     n_ref = sum(len(t.times_s) for t in test_data)
@@ -236,7 +246,7 @@ def report(rows, test_rows, mixes, test_data) -> None:
         lengths = f3_by_length(row)
         print(f"| {name} | {kb['0.5']['f']:.3f} | {kb['3.0']['f']:.3f} | " +
               " | ".join(f"{f:.3f} ({n})" for n, f in lengths.values()) + " |")
-    kinds = {name: recall_by_kind(mixes, row) for name, (row, _) in test_rows.items()}
+    kinds = {name: recall_by_kind(transitions, row) for name, (row, _) in test_rows.items()}
     names = sorted(next(iter(kinds.values())))
     print("\nrecall on test by transition kind, within 0.5 s / 3 s (crossovers)")
     print("| method | " + " | ".join(f"{k} ({kinds[next(iter(kinds))][k][0]})" for k in names)

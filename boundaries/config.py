@@ -94,6 +94,7 @@ class DataConfig:
     # more training folders beside train_dir (e.g. a second make_mixes.py run of other seeds)
     extra_train_dirs: tuple[str, ...] = ()
     val_dir: str = ""  # held-out folder; empty = split train_dir by group
+    extra_val_dirs: tuple[str, ...] = ()  # more validation folders beside val_dir
     val_fraction: float = 0.2  # share of groups held out when val_dir is empty
     split_seed: int = 0
     group_by: str = "file"  # file | parent (folder): nothing of a group feeds both splits

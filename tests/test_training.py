@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import torch
 from conftest import CONFIGS, REPO, SUBPROCESS_ENV, tiny_overrides, write_corpus
 
 import train
-from boundaries.errors import CheckpointError
+from boundaries.errors import BoundariesError, CheckpointError
 from boundaries.model.checkpoints import (
     load_checkpoint,
     load_model,
@@ -156,19 +157,23 @@ def test_ddp_two_gloo_processes(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2]  # only rank 0 logged
 
 
-def test_extra_training_folders_join_the_training_set(tmp_path):
+def test_extra_training_and_validation_folders_join_their_sets(tmp_path):
     from boundaries.config import load_config
     from boundaries.train.loop import prepare_data
 
     a = write_corpus(tmp_path / "a", n=3)
     b = write_corpus(tmp_path / "b", n=2)
     val = write_corpus(tmp_path / "val", n=1)
+    val2 = write_corpus(tmp_path / "val2", n=2)
     cfg = load_config(overrides=[f"data.train_dir={a}", f"data.extra_train_dirs=[{b}]",
-                                 f"data.val_dir={val}", f"data.cache_dir={tmp_path / 'cache'}",
-                                 "data.jobs=1"])
+                                 f"data.val_dir={val}", f"data.extra_val_dirs=[{val2}]",
+                                 f"data.cache_dir={tmp_path / 'cache'}", "data.jobs=1"])
     train_data, val_data, _ = prepare_data(cfg, progress=False)
-    assert len(train_data) == 5 and len(val_data) == 1
+    assert len(train_data) == 5 and len(val_data) == 3
     assert {t.audio_path.parent.name for t in train_data} == {"a", "b"}
+    assert {t.audio_path.parent.name for t in val_data} == {"val", "val2"}
+    with pytest.raises(BoundariesError, match="needs data.val_dir"):
+        prepare_data(cfg.replace(data=dataclasses.replace(cfg.data, val_dir="")), progress=False)
 
 
 def test_read_checkpoint_equals_torch_load(tmp_path):

@@ -46,17 +46,14 @@ def prepare_data(cfg, progress=True):
     with one line each; no usable training or validation file is an error."""
     train_dir = Path(cfg.data.train_dir).expanduser() if cfg.data.train_dir else \
         corpus.default_data_dir(cfg)
-    tracks, problems = corpus.discover(train_dir, cfg.audio.extensions, cfg.data.group_by)
-    for extra in cfg.data.extra_train_dirs:
-        more, more_problems = corpus.discover(Path(extra).expanduser(), cfg.audio.extensions,
-                                              cfg.data.group_by)
-        tracks += more
-        problems.update(more_problems)
+    tracks, problems = _discover([train_dir, *cfg.data.extra_train_dirs], cfg)
     if cfg.data.val_dir:
         train_tracks = tracks
-        val_tracks, val_problems = corpus.discover(Path(cfg.data.val_dir).expanduser(),
-                                                   cfg.audio.extensions, cfg.data.group_by)
+        val_tracks, val_problems = _discover([cfg.data.val_dir, *cfg.data.extra_val_dirs], cfg)
         problems.update(val_problems)
+    elif cfg.data.extra_val_dirs:
+        raise BoundariesError("data.extra_val_dirs needs data.val_dir (without it, validation "
+                              "is a split of the training folders)")
     else:
         train_tracks, val_tracks = corpus.split(tracks, cfg.data.val_fraction, cfg.data.split_seed)
     train_data, failed = corpus.load(train_tracks, cfg, progress)
@@ -81,6 +78,17 @@ def prepare_data(cfg, progress=True):
                        "thresholds and validation scores will be optimistic; validate on other "
                        "music", len(shared), next(iter(shared)))
     return train_data, val_data, problems
+
+
+def _discover(folders, cfg):
+    """Tracks and problems of several folders, in order."""
+    tracks, problems = [], {}
+    for folder in folders:
+        more, more_problems = corpus.discover(Path(folder).expanduser(), cfg.audio.extensions,
+                                              cfg.data.group_by)
+        tracks += more
+        problems.update(more_problems)
+    return tracks, problems
 
 
 def make_training_tracks(data, cfg):
