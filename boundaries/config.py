@@ -164,9 +164,13 @@ class TrackConfig:
     # long-range recurrence features: does the music after a time sound like anything earlier in
     # the file (and before it like anything later)? A new track never played before
     recurrence: bool = False
+    # the sequence stage (model/sequence.py): training steps of a dilated CNN over +-1 minute
+    # of first-stage probabilities, averaged with the stacked trees; 0 = no sequence stage
+    sequence_steps: int = 0
 
     def __post_init__(self):
         _check(self.kind in ("cnn", "track_change"), "track.kind", "must be cnn or track_change")
+        _check(self.sequence_steps >= 0, "track.sequence_steps", "must be >= 0")
         _check(self.embed_positives in ("track", "stretch"), "track.embed_positives",
                "must be track or stretch")
         _check(self.embed_steps >= 1, "track.embed_steps", "must be >= 1")

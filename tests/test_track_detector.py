@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
     run = tmp / "run"
     args = [*CONFIGS, *sets(tmp, tmp / "train", **{
         "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
-        "track.recurrence": True}),  # the shipped model covers the path without
+        "track.recurrence": True, "track.sequence_steps": 3}),
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
     return tmp, run
@@ -146,3 +146,15 @@ def test_stretch_positives_take_each_stretch_between_boundaries_as_a_track(tmp_p
     assert [s[0].split("#")[1] for s in spans] == ["0", "1", "2"]
     assert {s[1] for s in spans} == {str(tmp_path / "mix.wav")}  # one group: the file
     assert spans[1][2:] == (750, 1150)  # 15 s from each crossover, at 10 frames a second
+
+
+def test_the_sequence_stage_is_saved_and_used(trained):
+    from boundaries.model.checkpoints import load_model
+
+    _, run = trained
+    model, cfg, state = load_model(run / "best.pt")
+    assert cfg.track.sequence_steps == 3 and model.sequence is not None and "sequence" in state
+    mel = np.random.default_rng(1).standard_normal((cfg.features.n_mels, 2000)).astype(np.float32)
+    with_sequence = model.row_probabilities(mel)
+    model.sequence = None
+    assert not np.allclose(with_sequence, model.row_probabilities(mel))

@@ -182,7 +182,7 @@ def model_from_state(state: dict, path, device="cpu"):
     return model.to(resolve_device(device)).eval(), cfg
 
 
-WEIGHT_KEYS = ("model", "embedding", "trees", "placement", "context_trees")
+WEIGHT_KEYS = ("model", "embedding", "trees", "placement", "context_trees", "sequence")
 
 
 def _first_non_finite(value, where=""):
@@ -204,7 +204,7 @@ def _first_non_finite(value, where=""):
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
                 "class_weight", "kind", "embedding", "trees", "placement", "context_trees",
-                "validation")
+                "sequence", "validation")
 
 
 def export_model(src, dst) -> int:

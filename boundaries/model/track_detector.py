@@ -5,15 +5,16 @@ descriptors of :mod:`descriptors` and the left-vs-right embedding distances of :
 (each also divided by its file median); gradient-boosted trees (:mod:`boosted`) turn the row into
 P(a crossover within ``TARGET_RADIUS_S``). A second set of trees sees that probability over
 +-30 s around each frame (stacking, Wolpert 1992; fitted on out-of-fold probabilities): whether
-this is the strongest change of its neighbourhood, which a single row cannot know. The result is
-interpolated to mel frames, so it goes through the package's peak picking, metrics and outputs
+this is the strongest change of its neighbourhood, which a single row cannot know; with a
+sequence stage (:mod:`sequence`: a dilated CNN over +-1 minute of those probabilities), the two
+second stages are averaged. The result is interpolated to mel frames, so it goes through the package's peak picking, metrics and outputs
 like any other activation; the placement stage (:mod:`placement`) then moves each peak to its
 instant.
 """
 
 import numpy as np
 
-from boundaries.model import boosted
+from boundaries.model import boosted, sequence
 from boundaries.model import embedding_features as embedding
 from boundaries.signal import descriptors
 from boundaries.signal.filters import running_max
@@ -92,8 +93,9 @@ class TrackChangeDetector:
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
-                 recurrence: bool = False):
+                 recurrence: bool = False, sequence=None):
         self.network, self.trees, self.fps = network, trees, fps
+        self.sequence = sequence  # the sequence stage (sequence.SequenceNetwork), or None
         self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
@@ -103,9 +105,12 @@ class TrackChangeDetector:
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
         X, _ = row_features(mel_db, self.network, fps=self.fps, recurrence=self.recurrence)
         probs = boosted.predict_proba(self.trees, X)
-        if self.context_trees is None:
-            return probs
-        return boosted.predict_proba(self.context_trees, stacked_rows(X, probs))
+        second = []  # the second stages, averaged
+        if self.context_trees is not None:
+            second.append(boosted.predict_proba(self.context_trees, stacked_rows(X, probs)))
+        if self.sequence is not None:
+            second.append(self.sequence.probabilities(probs))
+        return np.mean(second, axis=0) if second else probs
 
     def frame_activations(self, mel_db: np.ndarray) -> np.ndarray:
         """``[n_frames]`` float32 in [0, 1]."""
@@ -132,6 +137,8 @@ class TrackChangeDetector:
         for key in ("placement", "context_trees"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key)
+        if self.sequence is not None:
+            state["sequence"] = self.sequence.state
         return state
 
     @classmethod
@@ -140,6 +147,8 @@ class TrackChangeDetector:
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = embedding.EmbeddingNetwork(_arrays(state["embedding"]), n_mels)
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
+        if "sequence" in state:
+            optional["sequence"] = sequence.SequenceNetwork(_arrays(state["sequence"]))
         return cls(network, _arrays(state["trees"]), fps,
                    placement_sigma_s=placement_sigma_s, recurrence=recurrence, **optional)
 

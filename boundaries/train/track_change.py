@@ -11,7 +11,9 @@
 3. One row per descriptor frame (descriptors + embedding distances), labelled 1 within 1 s of a
    crossover; ``HistGradientBoostingClassifier`` fits them (its own early stopping on 10 % of
    rows). A second stage is fitted on the rows plus +-30 s of the first stage's out-of-fold
-   probabilities (two folds of files). Both are exported to arrays.
+   probabilities (two folds of files). Both are exported to arrays. With
+   ``track.sequence_steps``, the sequence stage (a dilated CNN) learns from the same
+   out-of-fold probabilities.
 4. Peak threshold and minimum track length tuned on the validation mixes (F at
    ``eval.tune_window``), never on test.
 5. The placement stage: trees on fine frames around every training crossover (seen from a
@@ -151,9 +153,9 @@ def fit_trees(X, y, cfg, log=print):
 
 
 def fit_stacked(X, y, counts, cfg, log=print):
-    """``(trees, context_trees)``: the first stage on all rows, the second on the first stage's
-    out-of-fold probabilities (two folds of files), so it learns from probabilities as noisy as
-    those it will see on new music."""
+    """``(trees, context_trees, oof)``: the first stage on all rows, the second on the first
+    stage's out-of-fold probabilities ``oof`` (two folds of files), so it learns from
+    probabilities as noisy as those it will see on new music."""
     bounds = np.cumsum([0, *counts])
     files = np.arange(len(counts))
     oof = np.empty(len(X))
@@ -166,7 +168,20 @@ def fit_stacked(X, y, counts, cfg, log=print):
     stacked = np.vstack([track_detector.stacked_rows(X[a:b], oof[a:b])
                          for a, b in zip(bounds[:-1], bounds[1:])])
     trees = boosted.export_trees(fit_trees(X, y, cfg, log))
-    return trees, boosted.export_trees(fit_trees(stacked, y, cfg, log))
+    return trees, boosted.export_trees(fit_trees(stacked, y, cfg, log)), oof
+
+
+def fit_sequence(oof, y, counts, cfg, log=print):
+    """The sequence stage, trained on the first stage's out-of-fold probabilities per file; None
+    when ``track.sequence_steps`` is 0."""
+    if not cfg.track.sequence_steps:
+        return None
+    from boundaries.train.sequence import train_sequence
+
+    bounds = np.cumsum([0, *counts])
+    files = list(zip(bounds[:-1], bounds[1:]))
+    return train_sequence([oof[a:b] for a, b in files], [y[a:b] for a, b in files],
+                          steps=cfg.track.sequence_steps, seed=cfg.train.seed, log=log)
 
 
 def tune_decoding(val_data, activations, cfg):
@@ -192,9 +207,10 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     fps = cfg.fps
     network = fit_embedding(train_data, cfg, log)
     X, y, counts, _ = table(train_data, network, fps, cfg.track.recurrence)
-    trees, context_trees = fit_stacked(X, y, counts, cfg, log)
+    trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
     detector = TrackChangeDetector(network, trees, fps, context_trees=context_trees,
-                                   recurrence=cfg.track.recurrence)
+                                   recurrence=cfg.track.recurrence,
+                                   sequence=fit_sequence(oof, y, counts, cfg, log))
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
     return detector, tuned, tuned_result(detector, val_data, tuned)

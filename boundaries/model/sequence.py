@@ -1,0 +1,59 @@
+"""The sequence stage: a dilated temporal CNN over the first stage's probabilities (numpy).
+
+The first stage of the track-change detector scores each row (~0.23 s) from descriptors that
+look at most 32 s each side; the stacked trees add +-30 s of its probabilities as fixed
+features. This stage reads the whole sequence of first-stage probabilities with eight dilated
+convolutions (dilations 1 to 128 rows, kernel 3, residual), so each output sees +-255 rows
+(+-59 s), longer than any fade: it learns what a crossover's probability pattern looks like over
+a minute (one isolated peak vs a cluster of section changes), as the issue's sequence model asks.
+Its probability is averaged with the stacked trees' (their fusion won on validation, see
+MODEL_CARD.md).
+
+This module runs the network in numpy (``boundaries detect`` imports no torch); it is trained
+in :mod:`boundaries.train.sequence`, and a test checks the two agree.
+"""
+
+import numpy as np
+
+DILATIONS = (1, 2, 4, 8, 16, 32, 64, 128)
+WIDTH = 64
+GROUP_NORM_EPS = 1e-5  # torch.nn.GroupNorm's default
+LOGIT_CLIP = 1e-4
+LOGIT_SCALE = 4.0
+
+
+def network_input(probs: np.ndarray) -> np.ndarray:
+    """First-stage probabilities ``[n]`` -> the network's input ``[1, n]``: clipped logits,
+    scaled to about unit range."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), LOGIT_CLIP, 1 - LOGIT_CLIP)
+    return (np.log(p / (1 - p)) / LOGIT_SCALE).astype(np.float32)[None]
+
+
+class SequenceNetwork:
+    """The trained network from its ``state_dict`` as numpy arrays (see
+    :class:`boundaries.train.sequence.SequenceCNN` for the layout)."""
+
+    def __init__(self, state: dict):
+        self.state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+
+    def probabilities(self, first_stage: np.ndarray) -> np.ndarray:
+        """``[n]`` first-stage probabilities -> ``[n]`` probabilities of this stage."""
+        s = self.state
+        h = s["inp.weight"][:, :, 0] @ network_input(first_stage) + s["inp.bias"][:, None]
+        for i, dilation in enumerate(DILATIONS):
+            z = _dilated_conv3(h, s[f"blocks.{i}.weight"], s[f"blocks.{i}.bias"], dilation)
+            z = (z - z.mean()) / np.sqrt(z.var() + GROUP_NORM_EPS)  # GroupNorm(1, C)
+            z = z * s[f"norms.{i}.weight"][:, None] + s[f"norms.{i}.bias"][:, None]
+            h = h + np.maximum(z, 0.0)
+        logits = s["out.weight"][0, :, 0] @ h + s["out.bias"][0]
+        return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
+def _dilated_conv3(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int):
+    """``nn.Conv1d(C, O, 3, dilation=d, padding=d)`` on ``[C, n]``: three shifted products."""
+    n = h.shape[1]
+    out = weight[:, :, 1] @ h + bias[:, None]
+    d = min(dilation, n)
+    out[:, d:] += weight[:, :, 0] @ h[:, :n - d]  # tap 0 reads t - d
+    out[:, :n - d] += weight[:, :, 2] @ h[:, d:]  # tap 2 reads t + d
+    return out

@@ -1,0 +1,79 @@
+"""Training the sequence stage (:mod:`boundaries.model.sequence`) with torch.
+
+It learns from the first stage's *out-of-fold* probabilities of the training mixes (as the
+stacked trees do), so it sees probabilities as noisy as those of music the first stage never
+met. Crops of ``CROP_ROWS`` rows (~3 minutes) from random files, binary cross-entropy against
+the rows' labels, AdamW with a one-cycle schedule.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from boundaries.model import sequence
+
+CROP_ROWS = 768
+BATCH = 24
+
+
+class SequenceCNN(nn.Module):
+    """``[batch, 1, n]`` -> logits ``[batch, n]``: a 1x1 input layer, residual blocks of a
+    dilated 3-tap convolution, GroupNorm(1) and ReLU, a 1x1 output layer."""
+
+    def __init__(self, width: int = sequence.WIDTH, dilations=sequence.DILATIONS):
+        super().__init__()
+        self.inp = nn.Conv1d(1, width, 1)
+        self.blocks = nn.ModuleList([nn.Conv1d(width, width, 3, dilation=d, padding=d)
+                                     for d in dilations])
+        self.norms = nn.ModuleList([nn.GroupNorm(1, width) for _ in dilations])
+        self.out = nn.Conv1d(width, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for conv, norm in zip(self.blocks, self.norms):
+            h = h + torch.relu(norm(conv(h)))
+        return self.out(h)[:, 0]
+
+
+def train_sequence(probs, labels, *, steps: int, lr: float = 2e-3, seed: int = 0,
+                   log_every: int = 200, log=print) -> sequence.SequenceNetwork:
+    """``probs``, ``labels``: per training file, its first-stage (out-of-fold) probabilities and
+    its row labels. Returns the trained network for numpy inference."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    files = [(sequence.network_input(p)[0], np.asarray(y, dtype=np.float32))
+             for p, y in zip(probs, labels) if len(p)]
+    model = SequenceCNN()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
+                                                pct_start=0.1)
+    running = []
+    for step in range(1, steps + 1):
+        x, y, mask = _batch(files, rng)
+        logits = model(torch.from_numpy(x))
+        loss = (nn.functional.binary_cross_entropy_with_logits(
+            logits, torch.from_numpy(y), reduction="none") * torch.from_numpy(mask)).sum() \
+            / float(mask.sum())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running.append(loss.item())
+        if step % log_every == 0 or step == steps:
+            log(f"sequence step {step}/{steps}: BCE {np.mean(running):.4f}")
+            running = []
+    return sequence.SequenceNetwork({k: v.detach().numpy()
+                                     for k, v in model.eval().state_dict().items()})
+
+
+def _batch(files, rng):
+    """``BATCH`` random crops, zero-padded to ``CROP_ROWS``; the mask marks real rows."""
+    x = np.zeros((BATCH, 1, CROP_ROWS), np.float32)
+    y = np.zeros((BATCH, CROP_ROWS), np.float32)
+    mask = np.zeros((BATCH, CROP_ROWS), np.float32)
+    for i, k in enumerate(rng.integers(len(files), size=BATCH)):
+        inputs, targets = files[k]
+        start = int(rng.integers(0, max(len(targets) - CROP_ROWS, 0) + 1))
+        m = min(CROP_ROWS, len(targets) - start)
+        x[i, 0, :m], y[i, :m], mask[i, :m] = inputs[start:start + m], targets[start:start + m], 1
+    return x, y, mask
