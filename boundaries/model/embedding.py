@@ -131,24 +131,15 @@ class PairSampler:
 def train_embedding(sampler: PairSampler, *, steps: int, n_mels: int = 80, lr: float = 2e-3,
                     seed: int = 0, log_every: int = 50, log=print) -> TrackEmbedding:
     """InfoNCE training with AdamW and a one-cycle schedule; returns the model in eval mode."""
+    from boundaries.train.one_cycle import train_steps
+
     torch.manual_seed(seed)
-    model = TrackEmbedding(n_mels=n_mels)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.05)
-    model.train()
-    running = []
-    for step in range(1, steps + 1):
+    def step_loss():
         x1, x2 = sampler.batch()
-        loss = info_nce(model(x1), model(x2))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running.append(loss.item())
-        if step % log_every == 0 or step == steps:
-            log(f"embedding step {step}/{steps}: InfoNCE {np.mean(running):.3f}")
-            running = []
-    return model.eval()
+        return info_nce(model(x1), model(x2))
+
+    model = TrackEmbedding(n_mels=n_mels)
+    return train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.05,
+                       label="embedding", metric="InfoNCE", log_every=log_every, log=log)
 
 

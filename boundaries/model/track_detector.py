@@ -7,9 +7,9 @@ P(a crossover within ``TARGET_RADIUS_S``). A second set of trees sees that proba
 +-30 s around each frame (stacking, Wolpert 1992; fitted on out-of-fold probabilities): whether
 this is the strongest change of its neighbourhood, which a single row cannot know; with a
 sequence stage (:mod:`sequence`: a dilated CNN over +-1 minute of those probabilities), the two
-second stages are averaged. The result is interpolated to mel frames, so it goes through the package's peak picking, metrics and outputs
-like any other activation; the placement stage (:mod:`placement`) then moves each peak to its
-instant.
+second stages are averaged. The result is interpolated to mel frames, so it goes through the
+package's peak picking, metrics and outputs like any other activation; the placement stage
+(:mod:`placement`) then moves each peak to its instant.
 """
 
 import numpy as np

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from boundaries.model import sequence
+from boundaries.train.one_cycle import train_steps
 
 CROP_ROWS = 768
 BATCH = 24
@@ -44,24 +45,15 @@ def train_sequence(probs, labels, *, steps: int, lr: float = 2e-3, seed: int = 0
     files = [(sequence.network_input(p)[0], np.asarray(y, dtype=np.float32))
              for p, y in zip(probs, labels) if len(p)]
     model = SequenceCNN()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.1)
-    running = []
-    for step in range(1, steps + 1):
+
+    def step_loss():
         x, y, mask = _batch(files, rng)
-        logits = model(torch.from_numpy(x))
-        loss = (nn.functional.binary_cross_entropy_with_logits(
-            logits, torch.from_numpy(y), reduction="none") * torch.from_numpy(mask)).sum() \
-            / float(mask.sum())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        running.append(loss.item())
-        if step % log_every == 0 or step == steps:
-            log(f"sequence step {step}/{steps}: BCE {np.mean(running):.4f}")
-            running = []
+        losses = nn.functional.binary_cross_entropy_with_logits(
+            model(torch.from_numpy(x)), torch.from_numpy(y), reduction="none")
+        return (losses * torch.from_numpy(mask)).sum() / float(mask.sum())
+
+    train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.1, label="sequence",
+                metric="BCE", log_every=log_every, log=log)
     return sequence.SequenceNetwork({k: v.detach().numpy()
                                      for k, v in model.eval().state_dict().items()})
 
