@@ -199,3 +199,52 @@ def test_read_checkpoint_equals_torch_load(tmp_path):
     save_checkpoint(tmp_path / "again.pt", arrays)  # numpy arrays go back as tensors
     for key, tensor in load_checkpoint(tmp_path / "again.pt")["model"].items():
         assert torch.equal(tensor, expected["model"][key]), key
+
+
+def _torch_zip(path, obj, storages):
+    """A file in torch's zip layout holding ``obj``, pickled by hand: ``("storage", key)``
+    tuples inside it become persistent ids of ``storages[key]`` (float32 bytes)."""
+    import io
+    import pickle
+    import zipfile
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, value):
+            if isinstance(value, tuple) and value[:1] == ("storage",):
+                return ("storage", torch.FloatStorage, value[1], "cpu", len(storages[value[1]]))
+            return None
+
+    buffer = io.BytesIO()
+    Pickler(buffer, protocol=2).dump(obj)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ck/data.pkl", buffer.getvalue())
+        archive.writestr("ck/byteorder", "little")
+        archive.writestr("ck/version", "3\n")
+        for key, values in storages.items():
+            archive.writestr(f"ck/data/{key}", np.asarray(values, np.float32).tobytes())
+
+
+class CraftedTensor:  # pickled as torch._utils._rebuild_tensor_v2(*args), any args
+    def __init__(self, *args):
+        self.args = args
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, self.args)
+
+
+@pytest.mark.parametrize("size,stride,ok", [((4,), (1,), True), ((100000,), (1,), False),
+                                            ((10**9,), (0,), False), ((2, 3), (1, 3), False)])
+def test_read_checkpoint_refuses_a_view_outside_its_storage(tmp_path, size, stride, ok):
+    """A crafted tensor that would read memory beyond its storage (or blow up into a huge copy)
+    is refused before anything is read."""
+    from collections import OrderedDict
+
+    tensor = CraftedTensor(("storage", "0"), 0, size, stride, False, OrderedDict())
+    path = tmp_path / "ck.pt"
+    _torch_zip(path, {"format": "boundaries-checkpoint-v1", "w": tensor}, {"0": [1, 2, 3, 4]})
+    if ok:
+        np.testing.assert_array_equal(read_checkpoint(path)[0]["w"], [1, 2, 3, 4])
+        np.testing.assert_array_equal(load_checkpoint(path)["w"].numpy(), [1, 2, 3, 4])
+    else:
+        with pytest.raises(CheckpointError, match="outside its storage"):
+            read_checkpoint(path)

@@ -143,8 +143,17 @@ class _ArrayUnpickler(pickle.Unpickler):
 def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None,
                     metadata=None):
     """``torch._utils._rebuild_tensor_v2`` for numpy: a strided view of the storage, copied
-    (native byte order, writable)."""
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
+    (native byte order, writable). A view reaching outside its storage, or holding more
+    elements than it (what a crafted file would ask for), is refused before any memory is read."""
+    size, stride = tuple(size), tuple(stride)
+    if not (isinstance(storage, np.ndarray) and isinstance(offset, int) and offset >= 0
+            and len(size) == len(stride) and all(isinstance(v, int) and v >= 0
+                                                 for v in size + stride)):
+        raise pickle.UnpicklingError("malformed tensor")
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+    if last >= len(storage) or int(np.prod(size)) > len(storage):
+        raise ValueError(f"a tensor of shape {size} reaches outside its storage")
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size,
                                            strides=[s * storage.itemsize for s in stride])
     return view.astype(storage.dtype.newbyteorder("="))
 
