@@ -160,7 +160,7 @@ def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshol
             raise BoundariesError(f"--min-track-s {min_track_s}: give seconds in (0, 3600]")
         overrides = [*overrides, f"peaks.min_distance_s={min_track_s}"]
     detector = Detector(checkpoint, device, overrides)
-    if detector.device != "cpu":  # a CNN: torch is loaded already
+    if not isinstance(detector.device, str):  # a CNN on a torch device (torch is loaded)
         import torch
 
         torch.set_num_threads(1)
