@@ -1,0 +1,144 @@
+"""The track-change detector's second stages compared on cached rows (an ablation of MODEL_CARD.md).
+
+    python benchmarks/second_stages.py rows --mixes data/mixes2 data/mixes3 data/mixes4 \\
+        data/mixes5 --out data/rows
+    python benchmarks/second_stages.py compare --rows data/rows [--sequence-steps 2000] \\
+        [--max-iter 300]
+
+``rows`` computes every mix's descriptor rows once, with the embedding of ``--checkpoint`` (the
+shipped model by default), into one pickle per folder and split. ``compare`` then fits, from the
+training rows, the first stage (out-of-fold on two folds of files, as training does), the
+stacked trees and the sequence stage, with the package's own functions, and prints boundary F at
++-3 s and +-0.5 s on the validation and test rows (peak threshold and minimum track length tuned
+on validation; no placement stage) for: the first stage alone, the stacked trees, the sequence
+stage alone, and the two second stages averaged (what ``track.sequence_steps`` ships).
+"""
+
+import argparse
+import dataclasses
+import pickle
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from boundaries.data import corpus
+from boundaries.data.annotations import read_boundaries
+from boundaries.detection import inference
+from boundaries.model import boosted
+from boundaries.model.checkpoints import load_model
+from boundaries.model.track_detector import row_features, row_targets, rows_to_frames, stacked_rows
+from boundaries.score import metrics
+from boundaries.signal.features import FeatureCache
+from boundaries.train import track_change
+
+REPO = Path(__file__).resolve().parents[1]
+SPLITS = ("train", "val", "test")
+
+
+def cache_rows(mixes, out: Path, checkpoint) -> None:
+    detector, cfg, _ = load_model(checkpoint)
+    cache = FeatureCache(cfg.data.cache_dir, cfg.audio.sr, cfg.features)
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in map(Path, mixes):
+        for split in SPLITS:
+            if not (folder / split).is_dir():
+                continue
+            tracks, _ = corpus.discover(folder / split, cfg.audio.extensions)
+            rows = []
+            for track in tracks:
+                mel, n = cache.load(track.audio_path)
+                duration_s = n / cfg.audio.sr
+                X, _ = row_features(mel, detector.network, fps=cfg.fps,
+                                    recurrence=detector.recurrence)
+                rows.append((X, read_boundaries(track.annotation_path, duration_s=duration_s),
+                             duration_s))
+            with open(out / f"{folder.name}_{split}.pkl", "wb") as handle:
+                pickle.dump(rows, handle)
+            print(f"{folder / split}: {len(rows)} mixes", flush=True)
+
+
+def load_rows(folder: Path, split: str) -> list:
+    rows = []
+    for path in sorted(folder.glob(f"*_{split}.pkl")):
+        with open(path, "rb") as handle:
+            rows += pickle.load(handle)
+    return rows
+
+
+def scores(rows, row_probs, cfg, tuned=None):
+    """``(F@3, F@0.5, tuned_cfg)``: threshold and minimum track length tuned on these rows
+    unless ``tuned`` is given; edges as ``boundaries detect`` treats them."""
+    tracks = [SimpleNamespace(times_s=t, duration_s=d) for _, t, d in rows]
+    acts = [rows_to_frames(p, int(round(d * cfg.fps)) + 1) for p, (_, _, d) in zip(row_probs,
+                                                                                   rows)]
+    tuned = tuned or track_change.tune_decoding(tracks, acts, cfg)
+    f3, f05 = [], []
+    for track, a in zip(tracks, acts):
+        est, _ = inference.decode(a, tuned)
+        est = est[(est >= inference.EDGE_S) & (est <= track.duration_s - inference.EDGE_S)]
+        f3.append(metrics.boundary_scores(track.times_s, est, track.duration_s, 3.0,
+                                          trim=cfg.eval.trim)["f"])
+        f05.append(metrics.boundary_scores(track.times_s, est, track.duration_s, 0.5,
+                                           trim=cfg.eval.trim)["f"])
+    return float(np.mean(f3)), float(np.mean(f05)), tuned
+
+
+def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int) -> None:
+    _, cfg, _ = load_model(checkpoint)
+    cfg = cfg.replace(track=dataclasses.replace(cfg.track, max_iter=max_iter,
+                                                sequence_steps=sequence_steps))
+    train, val, test = (load_rows(rows_dir, s) for s in SPLITS)
+    X = np.vstack([x for x, _, _ in train])
+    y = np.concatenate([row_targets(t, len(x), fps=cfg.fps) for x, t, _ in train])
+    counts = [len(x) for x, _, _ in train]
+    print(f"{len(train)} training mixes ({len(X)} rows), {len(val)} validation, {len(test)} test",
+          flush=True)
+    trees, context_trees, oof = track_change.fit_stacked(X, y, counts, cfg)
+    network = track_change.fit_sequence(oof, y, counts, cfg)
+
+    def stages(rows):
+        first = [boosted.predict_proba(trees, x) for x, _, _ in rows]
+        stacked = [boosted.predict_proba(context_trees, stacked_rows(x, p))
+                   for (x, _, _), p in zip(rows, first)]
+        out = {"first stage alone": first, "stacked trees": stacked}
+        if network is not None:
+            sequence = [network.probabilities(p) for p in first]
+            out["sequence stage alone"] = sequence
+            out["stacked trees + sequence (mean)"] = [(a + b) / 2 for a, b in zip(stacked,
+                                                                                  sequence)]
+        return out
+
+    print("\n| second stage | val F@3 | val F@0.5 | test F@3 | test F@0.5 |\n|---|---|---|---|---|")
+    on_test = stages(test)
+    for name, probs in stages(val).items():
+        v3, v05, tuned = scores(val, probs, cfg)
+        t3, t05, _ = scores(test, on_test[name], cfg, tuned)
+        print(f"| {name} | {v3:.3f} | {v05:.3f} | {t3:.3f} | {t05:.3f} |", flush=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    rows = sub.add_parser("rows", help="cache every mix's descriptor rows")
+    rows.add_argument("--mixes", nargs="+", required=True, help="make_mixes.py output folders")
+    rows.add_argument("--out", required=True)
+    cmp = sub.add_parser("compare", help="fit and score the second stages on cached rows")
+    cmp.add_argument("--rows", required=True)
+    cmp.add_argument("--sequence-steps", type=int, default=2000)
+    cmp.add_argument("--max-iter", type=int, default=300, help="boosting iterations")
+    for p in (rows, cmp):
+        p.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
+    args = parser.parse_args(argv)
+    threadpool_limits(1)
+    if args.command == "rows":
+        cache_rows(args.mixes, Path(args.out), args.checkpoint)
+    else:
+        compare(Path(args.rows), args.checkpoint, args.sequence_steps, args.max_iter)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
