@@ -54,3 +54,13 @@ def test_the_readme_python_example_runs(tmp_path):
                          cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("[")
+
+
+def test_every_benchmark_script_starts():
+    """Each benchmark imports what it uses (speed.py once imported a name that had moved)."""
+    scripts = sorted(p for p in os.listdir(os.path.join(REPO, "benchmarks")) if p.endswith(".py"))
+    assert scripts
+    for script in scripts:
+        out = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", script), "--help"],
+                             capture_output=True, text=True, cwd=REPO)
+        assert out.returncode == 0, f"{script}: {out.stderr[-500:]}"
