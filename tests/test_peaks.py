@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from boundaries.detection.peaks import pick_peaks
+from boundaries.detection.peaks import best_k_peaks, pick_peaks
 
 FPS = 10.0  # 10 frames per second keeps the hand-built curves readable
 
@@ -120,3 +120,14 @@ def test_same_peaks_as_librosa_peak_pick(rng, subtract_local_mean):
                librosa.util.peak_pick(x, pre_avg=0, post_avg=1, delta=0.0, **kw))
         expected = x[idx] - (_local_mean(x, idx, before, after) if subtract_local_mean else 0)
         np.testing.assert_array_equal(np.round(times * fps).astype(int), idx[expected > threshold])
+
+
+def test_best_k_never_picks_inside_the_edge_margin():
+    """Strong frames just inside the margin: the picks keep at least edge_s from both ends even
+    when edge_s * fps is not a whole number of frames (rounding had let 0.9985 s through)."""
+    fps = 43.066
+    x = np.full(2000, 0.01)
+    x[:44] = x[-44:] = 1.0
+    times, _ = best_k_peaks(x, fps=fps, k=2, min_distance_s=4.0, edge_s=1.0)
+    end_s = (len(x) - 1) / fps
+    assert len(times) == 2 and times.min() >= 1.0 and times.max() <= end_s - 1.0

@@ -151,11 +151,20 @@ def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):
     inside = (times >= EDGE_S) & (times <= end_s - EDGE_S)  # best-K keeps to this already
     times, strengths = np.asarray(times)[inside], np.asarray(strengths)[inside]
     if getattr(model, "placement", None) is not None and len(times):
-        # each detection moves by at most placement.SEARCH_S; keep them sorted and distinct
-        # even when a small minimum distance lets two land on one frame
-        times = np.clip(model.refine(mel, times), EDGE_S, max(EDGE_S, end_s - EDGE_S))
-        order = np.argsort(times, kind="stable")
-        times, strengths = times[order], np.asarray(strengths)[order]
-        keep = np.r_[True, np.diff(times) > 0]
-        times, strengths = times[keep], strengths[keep]
+        times, strengths = _placed(model.refine(mel, times), times, strengths, end_s)
     return acts, times, strengths
+
+
+def _placed(moved, found, strengths, end_s):
+    """Detections at their placed times, sorted and distinct. Each moves by at most
+    placement.SEARCH_S, so with a small minimum distance two can land on one frame: the later
+    one then stays where it was found, so a best-K decoding keeps its K - 1 crossovers."""
+    moved = np.clip(moved, EDGE_S, max(EDGE_S, end_s - EDGE_S))
+    order = np.argsort(moved, kind="stable")
+    moved, found, strengths = moved[order], np.asarray(found)[order], np.asarray(strengths)[order]
+    clash = np.r_[False, np.diff(moved) <= 0]
+    moved[clash] = found[clash]
+    order = np.argsort(moved, kind="stable")
+    moved, strengths = moved[order], strengths[order]
+    keep = np.r_[True, np.diff(moved) > 0]
+    return moved[keep], strengths[keep]

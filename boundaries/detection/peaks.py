@@ -96,7 +96,10 @@ def best_k_peaks(activations, *, fps: float, k: int, min_distance_s: float,
     """
     x = np.asarray(activations, dtype=np.float64)
     gap = timebase.frames_in(min_distance_s, fps, 1)
-    lo, hi = timebase.frames_in(edge_s, fps), len(x) - timebase.frames_in(edge_s, fps)
+    # frames whose time is at least edge_s from either end (ceil: the filter that follows in
+    # inference.boundaries_for compares times, and a rounded frame could fall inside the margin)
+    margin = int(np.ceil(edge_s * fps - 1e-9))
+    lo, hi = margin, len(x) - margin
     if k <= 0 or hi <= lo:
         return np.zeros(0), np.zeros(0)
     score = np.full(len(x), -np.inf)
