@@ -202,6 +202,8 @@ def _feature_stream(jobs, cfg, n_workers, advance=None):
 
 def _result(future, queue, advance):
     """The future's result, passing the workers' progress reports on while it is pending."""
+    if queue is None:  # nothing to pass on: block (a polling loop would spin a core)
+        return future.result()
     while True:
         finished = future.done()
         while queue is not None:
