@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from boundaries.model.embedding_features import CROP_FRAMES, LEVEL_REF_DB
+from boundaries.train.one_cycle import train_steps
 
 
 class TrackEmbedding(nn.Module):
@@ -131,9 +132,8 @@ class PairSampler:
 def train_embedding(sampler: PairSampler, *, steps: int, n_mels: int = 80, lr: float = 2e-3,
                     seed: int = 0, log_every: int = 50, log=print) -> TrackEmbedding:
     """InfoNCE training with AdamW and a one-cycle schedule; returns the model in eval mode."""
-    from boundaries.train.one_cycle import train_steps
-
     torch.manual_seed(seed)
+
     def step_loss():
         x1, x2 = sampler.batch()
         return info_nce(model(x1), model(x2))

@@ -18,6 +18,7 @@ TIME_POOL = 2  # mel frames averaged before the network: 21.5 frames/s
 CROP_FRAMES = 96  # network frames per training excerpt: 96 x 2 x 512 / 22050 = 4.46 s
 STRIDE = 8  # network frames per output position (three 2x poolings): 0.37 s
 LEVEL_REF_DB = 20.0
+BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
 
 def network_frames(mel_db: np.ndarray) -> np.ndarray:
@@ -26,7 +27,6 @@ def network_frames(mel_db: np.ndarray) -> np.ndarray:
     n = mel_db.shape[1] // TIME_POOL * TIME_POOL
     x = mel_db[:, :n].reshape(mel_db.shape[0], -1, TIME_POOL).mean(axis=2)
     return ((x - x.mean()) / LEVEL_REF_DB).astype(np.float32)
-BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm2d's default
 
 
 class EmbeddingNetwork:
