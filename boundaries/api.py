@@ -196,6 +196,9 @@ class Detector:
         self.state, self.model_id = read_checkpoint(path)
         self.model, cfg = model_from_state(self.state, path, device)
         self.device = _model_device(self.model)
+        if self.device == "cpu" and str(device).startswith("cuda"):
+            logger.warning("%s: the track-change detector runs on the CPU (numpy); --device %s "
+                           "is not used", printable(path), device)
         self.cfg = apply_overrides(cfg, list(overrides))
         self.checkpoint = path
 

@@ -206,3 +206,9 @@ def test_detect_with_the_shipped_model_loads_neither_torch_nor_librosa(tmp_path)
              "print(code, sorted({'torch', 'librosa', 'scipy', 'sklearn'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr
+
+
+def test_asking_the_numpy_detector_for_cuda_says_it_runs_on_the_cpu(caplog):
+    with caplog.at_level("WARNING"):
+        det = Detector(device="cuda")
+    assert det.device == "cpu" and "runs on the CPU" in caplog.text
