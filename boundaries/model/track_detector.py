@@ -14,8 +14,9 @@ package's peak picking, metrics and outputs like any other activation; the place
 
 import numpy as np
 
-from boundaries.model import boosted, sequence
+from boundaries.model import boosted
 from boundaries.model import embedding_features as embedding
+from boundaries.model.sequence import SequenceNetwork
 from boundaries.signal import descriptors
 from boundaries.signal.filters import running_max
 
@@ -95,7 +96,7 @@ class TrackChangeDetector:
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
                  recurrence: bool = False, sequence=None):
         self.network, self.trees, self.fps = network, trees, fps
-        self.sequence = sequence  # the sequence stage (sequence.SequenceNetwork), or None
+        self.sequence = sequence  # the sequence stage (a SequenceNetwork), or None
         self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
@@ -148,7 +149,7 @@ class TrackChangeDetector:
         network = embedding.EmbeddingNetwork(_arrays(state["embedding"]), n_mels)
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
         if "sequence" in state:
-            optional["sequence"] = sequence.SequenceNetwork(_arrays(state["sequence"]))
+            optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         return cls(network, _arrays(state["trees"]), fps,
                    placement_sigma_s=placement_sigma_s, recurrence=recurrence, **optional)
 
