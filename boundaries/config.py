@@ -147,6 +147,7 @@ class TrackConfig:
     kind: str = "cnn"  # cnn: the CNN of models.py; track_change: the detector described here
     embed_steps: int = 1500  # InfoNCE steps of the embedding (48 pairs each)
     embed_lr: float = 2e-3
+    embed_width: int = 16  # channels of the embedding's first layer (x2 per layer)
     # positive pairs of the embedding: "track" (one source track anywhere, from the mixes'
     # manifest) or "stretch" (one stretch between annotated boundaries; groups are files)
     embed_positives: str = "track"
@@ -174,6 +175,7 @@ class TrackConfig:
         _check(self.embed_positives in ("track", "stretch"), "track.embed_positives",
                "must be track or stretch")
         _check(self.embed_steps >= 1, "track.embed_steps", "must be >= 1")
+        _check(self.embed_width >= 1, "track.embed_width", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
 

@@ -21,10 +21,10 @@ def test_distances_peak_where_the_track_changes():
     assert dist[0].max() == 0  # no left side at time 0: no evidence
 
 
-def _trained_looking_network(n_mels=16):
+def _trained_looking_network(n_mels=16, width=16):
     """A TrackEmbedding with batch-norm statistics that are not the identity, in eval mode."""
     torch.manual_seed(0)
-    model = embedding.TrackEmbedding(n_mels=n_mels)
+    model = embedding.TrackEmbedding(n_mels=n_mels, width=width)
     model.train()
     with torch.no_grad():
         for _ in range(3):
@@ -32,8 +32,9 @@ def _trained_looking_network(n_mels=16):
     return model.eval()
 
 
-def test_numpy_network_equals_the_torch_module():
-    model = _trained_looking_network()
+@pytest.mark.parametrize("width", [16, 8])  # track.embed_width
+def test_numpy_network_equals_the_torch_module(width):
+    model = _trained_looking_network(width=width)
     x = np.random.default_rng(0).normal(size=(16, 203)).astype(np.float32)  # odd: pooling drops
     with torch.no_grad():
         expected = model.positions(torch.from_numpy(x[None, None]))[0].numpy()

@@ -130,7 +130,8 @@ class PairSampler:
 
 
 def train_embedding(sampler: PairSampler, *, steps: int, n_mels: int = 80, lr: float = 2e-3,
-                    seed: int = 0, log_every: int = 50, log=print) -> TrackEmbedding:
+                    width: int = 16, seed: int = 0, log_every: int = 50,
+                    log=print) -> TrackEmbedding:
     """InfoNCE training with AdamW and a one-cycle schedule; returns the model in eval mode."""
     torch.manual_seed(seed)
 
@@ -138,7 +139,7 @@ def train_embedding(sampler: PairSampler, *, steps: int, n_mels: int = 80, lr: f
         x1, x2 = sampler.batch()
         return info_nce(model(x1), model(x2))
 
-    model = TrackEmbedding(n_mels=n_mels)
+    model = TrackEmbedding(n_mels=n_mels, width=width)
     return train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.05,
                        label="embedding", metric="InfoNCE", log_every=log_every, log=log)
 

@@ -106,7 +106,7 @@ def fit_embedding(train_data, cfg, log=print):
     log(f"embedding: {len(sampler.by_source)} tracks in {len(sampler.groups)} groups")
     model = embedding.train_embedding(sampler, steps=cfg.track.embed_steps,
                                       n_mels=cfg.features.n_mels, lr=cfg.track.embed_lr,
-                                      seed=cfg.train.seed, log=log)
+                                      width=cfg.track.embed_width, seed=cfg.train.seed, log=log)
     return embedding_features.EmbeddingNetwork.from_module(model)
 
 
