@@ -6,8 +6,8 @@ features. This stage reads the whole sequence of first-stage probabilities with 
 convolutions (dilations 1 to 128 rows, kernel 3, residual), so each output sees +-255 rows
 (+-59 s), longer than any fade: it learns what a crossover's probability pattern looks like over
 a minute (one isolated peak vs a cluster of section changes), as the issue's sequence model asks.
-Its probability is averaged with the stacked trees' (their fusion won on validation, see
-MODEL_CARD.md).
+Its probability is averaged with the stacked trees' (on cached rows the average edged them on
+validation and beat them on test, see MODEL_CARD.md).
 
 This module runs the network in numpy (``boundaries detect`` imports no torch); it is trained
 in :mod:`boundaries.train.sequence`, and a test checks the two agree.
