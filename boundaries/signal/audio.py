@@ -297,16 +297,18 @@ def load_audio(path, sr: int = DEFAULT_SR, progress=None) -> np.ndarray:
     if y.size < MIN_SAMPLES:
         raise _fail(path, f"too short ({y.size} samples at {sr} Hz, under one frame)",
                     "use clips of at least 25 ms")
-    if not np.isfinite(y.min()) or not np.isfinite(y.max()):  # NaN propagates; no temporaries
-        raise _fail(path, "contains NaN or infinite samples", "re-export it from the source")
     return _conditioned(y, lambda problem, advice: _fail(path, problem, advice))
 
 
 def _conditioned(y: np.ndarray, fail) -> np.ndarray:
     """``y`` without its DC offset (a constant carries no boundary, but its steps at the file's
-    edges would look like two); absurd levels (a float file at 1e30) are refused, since their
-    squares overflow to NaN features."""
-    peak = max(float(y.max()), -float(y.min()))  # not np.abs(y): a copy of a 2-hour signal
+    edges would look like two); non-finite samples and absurd levels (a float file at 1e30) are
+    refused, since their squares overflow to NaN features."""
+    # the extremes, not np.abs(y) or np.isfinite(y): a 2-hour signal would be copied twice
+    low, high = float(y.min()), float(y.max())
+    if not (np.isfinite(low) and np.isfinite(high)):  # NaN propagates into both
+        raise fail("contains NaN or infinite samples", "re-export it from the source")
+    peak = max(high, -low)
     if peak > MAX_PEAK:
         raise fail(f"samples reach {peak:.3g}, far beyond full scale (1.0)",
                    "normalise the audio (or export it as 16/24-bit PCM)")
