@@ -53,13 +53,13 @@ def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float
     before, after = timebase.frames_in(avg_before_s, fps), timebase.frames_in(avg_after_s, fps, 1)
     wait = max(w, timebase.frames_in(min_distance_s, fps))
     candidates = x == running_max(x, w, w, fill=-np.inf)
+    means = _local_mean(x, np.arange(len(x)), before, after) if subtract_local_mean else 0.0
     if subtract_local_mean:  # librosa's kernel takes delta as float32 and keeps x >= mean + delta
-        everywhere = np.arange(len(x))
-        candidates &= x >= _local_mean(x, everywhere, before, after) + np.float32(threshold)
+        candidates &= x >= means + np.float32(threshold)
     idx = _greedy_apart(np.flatnonzero(candidates), wait)
     # "strictly above" is applied here, beyond the cumulative sum's rounding, so a flat stretch
     # (x == mean) never yields a boundary at threshold 0.
-    strengths = x[idx] - (_local_mean(x, idx, before, after) if subtract_local_mean else 0.0)
+    strengths = x[idx] - (means[idx] if subtract_local_mean else 0.0)
     keep = strengths > threshold + ROUNDING
     return timebase.frames_to_time(idx[keep], sr=fps, hop_length=1), strengths[keep]
 
