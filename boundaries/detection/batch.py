@@ -206,7 +206,7 @@ def _result(future, queue, advance):
         return future.result()
     while True:
         finished = future.done()
-        while queue is not None:
+        while True:
             try:
                 advance(*queue.get(timeout=0 if finished else 0.2))
             except Empty:
