@@ -31,7 +31,7 @@ def test_layout():
 
 LIGHT_MODULES = ("detection.peaks", "score.metrics", "data.annotations", "data.labels",
                  "signal.timebase", "signal.audio", "signal.features", "signal.descriptors",
-                 "model.boosted", "detection.placement", "cli")
+                 "model.boosted", "detection.placement", "detection.gains", "cli")
 
 
 def test_light_modules_do_not_import_torch():

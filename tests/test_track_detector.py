@@ -123,8 +123,13 @@ def test_placement_rows_see_which_track_plays(tmp_path):
     local = placement.LocalFrames(mel, SR / 512)
     times, X = local.rows(19.0)  # a detection 1 s early
     assert abs(times[0] - 16.0) < 0.1 and abs(times[-1] - 22.0) < 0.1
-    balance = X[:, -5]  # all bands, 1 s smoothing: -1 outgoing, +1 incoming
+    assert X.shape[1] == placement.N_COLUMNS
+    balance = X[:, 37]  # all bands, 1 s smoothing: -1 outgoing, +1 incoming
     assert balance[times < 19.0].mean() < -0.3 and balance[times > 21.0].mean() > 0.3
+    share = X[:, 42]  # the incoming track's share of the fitted gains, all bands
+    assert share[times < 19.5].max() < 0.2 and share[times > 20.5].min() > 0.8
+    ramp_residual = X[:, 60]  # the first ramp fit, all bands: lowest at the cut
+    assert abs(times[np.argmin(ramp_residual)] - 20.0) < 0.25
 
 
 def test_placement_prior_keeps_a_weak_far_frame_from_winning():

@@ -8,6 +8,10 @@ the bass swap). This stage looks at ~46 ms frames around each detection:
 - *which track is playing*: the spectrum of each frame compared with the outgoing track's
   (taken 5-12 s before the detection) and the incoming one's (5-12 s after). The crossover of a
   crossfade is where the frame stops resembling the one and starts resembling the other.
+- the two tracks' fitted gains (:mod:`gains`): the incoming share of each frame's power, its
+  balance before and after the frame, and the fit of a whole crossfade ramp centred there; a
+  second fit takes its references just outside the overlap the first one found, where each
+  track plays alone even when the fade is longer than 10 s.
 
 Boosted trees of its own score each frame as "the crossover" (within ``RADIUS_S``), and the
 detection moves to the best-scoring frame.
@@ -15,11 +19,13 @@ detection moves to the best-scoring frame.
 
 import numpy as np
 
+from boundaries.detection import gains
 from boundaries.model import boosted
 from boundaries.signal import timebase
 from boundaries.signal.descriptors import (
     LOW_BANDS,
     SideSums,
+    pool_frames,
     pooled_views,
     window_descriptors,
 )
@@ -29,6 +35,11 @@ WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 SEARCH_S = 3.0
 REF_NEAR_S, REF_FAR_S = 5.0, 12.0
 RADIUS_S = 0.25
+BALANCE_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+RAMP_HALF_S = 12.0  # each ramp fit sees +-12 s of the share
+SOLO_GAP_S, SOLO_SPAN_S = 0.5, 8.0  # the second fit's references: 0.5-8 s beyond the overlap
+BAND_SETS = (slice(None), slice(0, LOW_BANDS), slice(LOW_BANDS, None))  # all, bass, the rest
+N_COLUMNS = 7 * len(WINDOWS_S) + 7 + len(BAND_SETS) * (1 + len(BALANCE_S) + 2 * 2)
 
 
 class LocalFrames:
@@ -36,6 +47,7 @@ class LocalFrames:
     computed once; the descriptors only around each detection (a few seconds, not the file)."""
 
     def __init__(self, mel_db: np.ndarray, fps: float):
+        self.mel_db = mel_db
         self.fps = fps / POOL
         self.z, self.mfcc, level, self.flux = pooled_views(mel_db, POOL)
         self.level = level - np.median(level)
@@ -61,11 +73,11 @@ class LocalFrames:
         half = timebase.frames_in(SEARCH_S, self.fps)
         idx = np.arange(max(0, centre - half), min(n, centre + half + 1))
         if idx.size == 0:
-            return np.zeros(0), np.zeros((0, 7 * len(WINDOWS_S) + 7), dtype=np.float32)
+            return np.zeros(0), np.zeros((0, N_COLUMNS), dtype=np.float32)
         side = self._which_track(centre, idx)
         offset = (idx - centre) / self.fps
-        X = np.hstack([self._local(idx), side, offset[:, None]]).astype(np.float32)
-        return idx / self.fps + (POOL - 1) / 2 / (self.fps * POOL), X
+        X = np.hstack([self._local(idx), side, offset[:, None], self._gain_fits(centre, idx)])
+        return idx / self.fps + (POOL - 1) / 2 / (self.fps * POOL), X.astype(np.float32)
 
     def _which_track(self, centre: int, idx: np.ndarray) -> np.ndarray:
         """Per frame: resemblance to the outgoing vs the incoming track (all bands, bass only),
@@ -85,6 +97,51 @@ class LocalFrames:
             columns += [s, smooth]
         columns.append(-np.abs(columns[1]))  # near 0 where the two tracks are balanced
         return np.vstack(columns).T
+
+
+    def _gain_fits(self, centre: int, idx: np.ndarray) -> np.ndarray:
+        """The fitted-gain columns (:mod:`gains`) of frames ``idx``: per band set the incoming
+        share and its balances, then the ramp fit with references 5-12 s from the detection,
+        then again with references just outside the overlap that fit found."""
+        near, far = int(REF_NEAR_S * self.fps), int(REF_FAR_S * self.fps)
+        half = int(RAMP_HALF_S * self.fps)
+        solo_gap, solo_span = int(SOLO_GAP_S * self.fps), int(SOLO_SPAN_S * self.fps)
+        # Every power frame any reference or window below can touch, computed once.
+        lo = max(0, idx[0] - half - far - solo_span)
+        hi = min(self.z.shape[1], idx[-1] + 1 + half + far + solo_span)
+        power = pool_frames(10.0 ** (self.mel_db[:, lo * POOL:hi * POOL] / 10.0), POOL)
+        idx, centre = idx - lo, centre - lo
+        first_refs = self._references(power, (centre - far, centre - near),
+                                      (centre + near, centre + far))
+        columns, fits = self._share_columns(power, idx, first_refs, half)
+        best = int(np.argmin(fits[0]))
+        start = idx[best] - int(fits[1][best] / 2 * self.fps)
+        stop = idx[best] + int(fits[1][best] / 2 * self.fps)
+        solo_refs = self._references(power, (start - solo_span, start - solo_gap),
+                                     (stop + solo_gap, stop + solo_span))
+        _, solo_fits = self._share_columns(power, idx, solo_refs, half)
+        return np.vstack(columns + fits + solo_fits).T
+
+    @staticmethod
+    def _references(power, out_span, in_span):
+        """Mean power spectra over two spans (clipped to the frames there are, one at least)."""
+        n = power.shape[1]
+        out_lo = min(max(0, out_span[0]), n - 1)
+        in_lo = min(max(0, in_span[0]), n - 1)
+        return (power[:, out_lo:max(out_lo + 1, out_span[1])].mean(axis=1),
+                power[:, in_lo:max(in_lo + 1, in_span[1])].mean(axis=1))
+
+    def _share_columns(self, power, idx, refs, half):
+        """``(share_and_balances, ramp_fits)`` of frames ``idx`` for every band set."""
+        balance_widths = [timebase.frames_in(w, self.fps, 1) for w in BALANCE_S]
+        window = slice(max(0, idx[0] - half), idx[-1] + 1 + half)
+        columns, fits = [], []
+        for bands in BAND_SETS:
+            share = gains.incoming_share(power[bands, window], refs[0][bands], refs[1][bands])
+            at = idx - window.start
+            columns += [c[at] for c in [share, *gains.side_balances(share, balance_widths)]]
+            fits += list(gains.ramp_fit(share, at, half, self.fps))
+        return columns, fits
 
 
 def scored_frames(local: LocalFrames, times_s, trees: dict) -> list:
