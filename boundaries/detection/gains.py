@@ -13,6 +13,8 @@ and the residual of a whole ramp, of every length from a cut to 24 s, centred on
 fit over the overlap's full length, where any single frame would be a coin toss.
 """
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -67,17 +69,24 @@ def ramp_fit(share: np.ndarray, centres: np.ndarray, half: int, fps: float):
     ``c0 + c1 * ramp_shape`` centred there, over +-``half`` frames and every length in
     ``RAMP_LENGTHS_S``, less the lowest residual of all centres; and that ramp's length."""
     padded = np.pad(share, half, mode="edge")
-    windows = sliding_window_view(padded, 2 * half + 1)[centres]
-    centred = windows - windows.mean(axis=1, keepdims=True)
-    total = (centred * centred).sum(axis=1)
+    width = 2 * half + 1
+    windows = sliding_window_view(padded, width)[centres]
+    # A window's sum of squares about its mean, from running sums; with zero-mean shapes the
+    # window's own mean drops out of the projections, so one product covers every length.
+    csum = np.r_[0.0, np.cumsum(padded)]
+    csum2 = np.r_[0.0, np.cumsum(padded * padded)]
+    sums = csum[centres + width] - csum[centres]
+    total = csum2[centres + width] - csum2[centres] - sums * sums / width
+    shapes = _centred_shapes(half, fps)
+    residual = total[:, None] - (windows @ shapes) ** 2 / (shapes * shapes).sum(axis=0)
+    best = np.argmin(residual, axis=1)
+    fitted = residual[np.arange(len(centres)), best] / width
+    return fitted - fitted.min(), np.asarray(RAMP_LENGTHS_S)[best]
+
+
+@functools.cache
+def _centred_shapes(half: int, fps: float) -> np.ndarray:
+    """``[2 * half + 1, len(RAMP_LENGTHS_S)]``: every ramp over the window, minus its mean."""
     offsets_s = np.arange(-half, half + 1) / fps
-    best = np.full(len(centres), np.inf)
-    best_length = np.zeros(len(centres))
-    for length_s in RAMP_LENGTHS_S:
-        shape = ramp_shape(offsets_s, length_s)
-        shape -= shape.mean()
-        residual = total - (centred @ shape) ** 2 / (shape @ shape)
-        better = residual < best
-        best[better], best_length[better] = residual[better], length_s
-    best /= 2 * half + 1
-    return best - best.min(), best_length
+    shapes = np.stack([ramp_shape(offsets_s, length_s) for length_s in RAMP_LENGTHS_S], axis=1)
+    return shapes - shapes.mean(axis=0)

@@ -39,6 +39,8 @@ BALANCE_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 RAMP_HALF_S = 12.0  # each ramp fit sees +-12 s of the share
 SOLO_GAP_S, SOLO_SPAN_S = 0.5, 8.0  # the second fit's references: 0.5-8 s beyond the overlap
 BAND_SETS = (slice(None), slice(0, LOW_BANDS), slice(LOW_BANDS, None))  # all, bass, the rest
+# New columns are only ever appended: the placement trees of older checkpoints read the first 42
+# (short-window descriptors, which track, offset) and keep working.
 N_COLUMNS = 7 * len(WINDOWS_S) + 7 + len(BAND_SETS) * (1 + len(BALANCE_S) + 2 * 2)
 
 
@@ -106,9 +108,11 @@ class LocalFrames:
         near, far = int(REF_NEAR_S * self.fps), int(REF_FAR_S * self.fps)
         half = int(RAMP_HALF_S * self.fps)
         solo_gap, solo_span = int(SOLO_GAP_S * self.fps), int(SOLO_SPAN_S * self.fps)
-        # Every power frame any reference or window below can touch, computed once.
-        lo = max(0, idx[0] - half - far - solo_span)
-        hi = min(self.z.shape[1], idx[-1] + 1 + half + far + solo_span)
+        # Every power frame any reference or window below can touch, computed once: the first
+        # references lie within the search window +-far, the second at most half a 24-s ramp
+        # (half) and solo_span beyond the outermost frame.
+        lo = max(0, idx[0] - half - solo_span)
+        hi = min(self.z.shape[1], idx[-1] + 1 + half + solo_span)
         power = pool_frames(10.0 ** (self.mel_db[:, lo * POOL:hi * POOL] / 10.0), POOL)
         idx, centre = idx - lo, centre - lo
         first_refs = self._references(power, (centre - far, centre - near),

@@ -43,6 +43,11 @@ def predict_proba(trees: dict, X: np.ndarray) -> np.ndarray:
     ``predict_proba(X)[:, 1]`` (to float rounding)."""
     global _rows_walked
     X = np.ascontiguousarray(X, dtype=np.float64)
+    # The compiled walk does not check bounds: trees that read a column the rows lack (a
+    # checkpoint from a newer version) must fail here, not read past the array.
+    if len(X) and int(np.max(trees["feature"])) >= X.shape[1]:
+        raise ValueError(f"the trees read column {int(np.max(trees['feature']))} of rows with "
+                         f"{X.shape[1]} columns: the checkpoint needs a newer boundaries")
     arrays = [np.ascontiguousarray(trees[k]) for k in TREE_ARRAYS]
     _rows_walked += len(X)
     raw = _compiled_tree_sums()(X, *arrays) if _rows_walked > COMPILED_FROM_ROWS \
