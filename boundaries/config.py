@@ -238,9 +238,14 @@ class PeakConfig:
     # false: the threshold applies to the activation itself (calibrated probabilities, such as
     # the track-change detector's), not to its height above the local mean
     subtract_local_mean: bool = True
+    # Move each peak to the middle of its hump (the frames at or above this share of its
+    # height; 0 = off): a long crossfade's highest frame is often near one end. Tuned on
+    # validation for the track-change detector.
+    plateau_level: float = 0.0
 
     def __post_init__(self):
         _check(self.threshold >= 0, "peaks.threshold", "must be >= 0")
+        _check(0 <= self.plateau_level < 1, "peaks.plateau_level", "must be in [0, 1)")
         _check(0 <= self.novelty_weight <= 1, "peaks.novelty_weight", "must be in [0, 1]")
         _check(self.novelty_kernel_s > 0, "peaks.novelty_kernel_s", "must be > 0")
         _check(self.max_window_s > 0, "peaks.max_window_s", "must be > 0")

@@ -1,6 +1,9 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
+from boundaries.detection import peaks
 from boundaries.detection.peaks import best_k_peaks, pick_peaks
 
 FPS = 10.0  # 10 frames per second keeps the hand-built curves readable
@@ -131,3 +134,34 @@ def test_best_k_never_picks_inside_the_edge_margin():
     times, _ = best_k_peaks(x, fps=fps, k=2, min_distance_s=4.0, edge_s=1.0)
     end_s = (len(x) - 1) / fps
     assert len(times) == 2 and times.min() >= 1.0 and times.max() <= end_s - 1.0
+
+
+def test_plateau_centres_move_a_peak_to_the_middle_of_its_hump():
+    fps = 10.0
+    x = np.zeros(400)
+    x[100:161] = 0.6  # a broad hump from frame 100 to 160 ...
+    x[105] = 0.9  # ... whose highest frame is near its start
+    x[300] = 0.8  # a lone spike stays where it is
+    centres = peaks.plateau_centres(x, np.array([10.5, 30.0]), fps=fps, level=0.5)
+    assert abs(centres[0] - 13.0) < 0.2 and centres[1] == 30.0
+
+
+def test_plateau_centres_keep_peaks_apart_and_in_order():
+    fps = 10.0
+    x = np.full(300, 0.7)  # one long plateau holding two peaks
+    x[[50, 60]] = 1.0
+    centres = peaks.plateau_centres(x, np.array([5.0, 6.0]), fps=fps, level=0.5, reach_s=100)
+    assert centres[0] < 5.55 <= centres[1]
+
+
+def test_plateau_level_off_leaves_the_picked_peaks_alone():
+    from boundaries.config import PeakConfig
+    from boundaries.detection import inference
+
+    x = np.zeros(500)
+    x[200:300] = 0.6  # a 10-s hump (frames 200-299) with its highest frame near the start
+    x[210] = 0.9
+    p = PeakConfig(threshold=0.1, max_window_s=10.0, subtract_local_mean=False)
+    off, _ = inference.pick(x, p, 10.0)
+    on, _ = inference.pick(x, dataclasses.replace(p, plateau_level=0.5), 10.0)
+    assert off.tolist() == [21.0] and on.shape == (1,) and 23.5 < on[0] < 25.0

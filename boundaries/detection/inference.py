@@ -117,11 +117,21 @@ def blend_novelty(acts, mel, cfg, weight=None) -> np.ndarray:
 def pick(activations, p, fps: float, threshold=None):
     """``(times_s, strengths)`` from activations at ``fps`` with the peak settings ``p`` (a
     :class:`boundaries.config.PeakConfig`; ``threshold`` replaces its own)."""
-    return peaks.pick_peaks(activations, fps=fps,
-                            threshold=p.threshold if threshold is None else threshold,
-                            max_window_s=p.max_window_s, avg_before_s=p.avg_before_s,
-                            avg_after_s=p.avg_after_s, min_distance_s=p.min_distance_s,
-                            subtract_local_mean=p.subtract_local_mean)
+    times, strengths = peaks.pick_peaks(
+        activations, fps=fps, threshold=p.threshold if threshold is None else threshold,
+        max_window_s=p.max_window_s, avg_before_s=p.avg_before_s, avg_after_s=p.avg_after_s,
+        min_distance_s=p.min_distance_s, subtract_local_mean=p.subtract_local_mean)
+    return _centred(activations, times, p, fps), strengths
+
+
+def _centred(activations, times_s, p, fps: float) -> np.ndarray:
+    """Peaks at the middle of their humps when ``p.plateau_level`` is set, never moved to
+    within ``EDGE_S`` of an end they were not already within."""
+    if not p.plateau_level or len(times_s) == 0:
+        return times_s
+    centres = peaks.plateau_centres(activations, times_s, fps=fps, level=p.plateau_level)
+    end_s = (len(activations) - 1) / fps
+    return np.clip(centres, np.minimum(times_s, EDGE_S), np.maximum(times_s, end_s - EDGE_S))
 
 
 # No boundary within this of either end of a file: a segment that short is no track (and one at
@@ -134,10 +144,11 @@ def decode(activations, cfg, threshold=None, n_tracks=None):
     ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`)."""
     if n_tracks is None:
         return pick(activations, cfg.peaks, cfg.fps, threshold)
-    return peaks.best_k_peaks(
+    times, strengths = peaks.best_k_peaks(
         activations, fps=cfg.fps, k=n_tracks - 1,
         min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),
         edge_s=EDGE_S)
+    return _centred(activations, times, cfg.peaks, cfg.fps), strengths
 
 
 def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):

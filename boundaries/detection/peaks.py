@@ -132,3 +132,36 @@ def _running_argmax(values: np.ndarray) -> np.ndarray:
     best = np.maximum.accumulate(values)
     is_new = np.r_[True, values[1:] > best[:-1]]
     return np.maximum.accumulate(np.where(is_new, np.arange(len(values)), 0))
+
+
+def plateau_centres(activations, times_s, *, fps: float, level: float,
+                    reach_s: float = 15.0) -> np.ndarray:
+    """Each peak moved to the middle of its hump: the activation-weighted mean frame of the
+    contiguous frames around it at or above ``level`` times its height (weights: the height above
+    that level), within ``reach_s`` and short of the midpoint to either neighbouring peak, so
+    peaks keep their order and never meet.
+
+    A long crossfade gives a broad hump whose highest frame sits anywhere along it, often near
+    an end where the incoming track first shows; its middle is where the label is (a 0.45 level
+    raised validation F@3 from 0.853 to 0.868 before placement, MODEL_CARD.md).
+
+    Returns
+    -------
+    times_s : np.ndarray [shape=(n_peaks,)], seconds (not on the frame grid)
+    """
+    x = np.asarray(activations, dtype=np.float64)
+    peaks = np.rint(np.asarray(times_s, dtype=np.float64) * fps).astype(np.int64)
+    reach = timebase.frames_in(reach_s, fps)
+    midpoints = (peaks[1:] + peaks[:-1] + 1) // 2  # first frame of the right-hand peak's side
+    lows = np.maximum(np.r_[0, midpoints], peaks - reach)
+    highs = np.minimum(np.r_[midpoints - 1, len(x) - 1], peaks + reach)
+    centres = np.empty(len(peaks))
+    for i, (peak, lo, hi) in enumerate(zip(peaks, lows, highs)):
+        floor = level * x[peak]
+        below = np.flatnonzero(x[lo:hi + 1] < floor) + lo
+        start = below[below < peak].max(initial=lo - 1) + 1
+        stop = below[below > peak].min(initial=hi + 1) - 1
+        weights = x[start:stop + 1] - floor
+        total = weights.sum()
+        centres[i] = peak if total <= 0 else (np.arange(start, stop + 1) @ weights) / total
+    return timebase.frames_to_time(centres, sr=fps, hop_length=1)

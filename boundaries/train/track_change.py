@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 THRESHOLDS = np.round(np.r_[0.01, 0.02, 0.03, np.arange(0.05, 0.96, 0.025)], 3)
 MIN_TRACK_S = (4.0, 6.0, 10.0, 15.0)  # candidates for peaks.min_distance_s
 PLACEMENT_SIGMAS_S = (0.0, 0.5, 1.0, 1.5, 2.0)  # candidates for track.placement_sigma_s
+PLATEAU_LEVELS = (0.4, 0.5, 0.6)  # candidates for peaks.plateau_level (kept 0 unless one wins)
 SOLO_MARGIN_S = 15.0  # without a manifest: how far from a boundary an excerpt must stay
 
 
@@ -186,20 +187,31 @@ def fit_sequence(oof, y, counts, cfg, log=print):
 
 def tune_decoding(val_data, activations, cfg):
     """``cfg`` with the peak threshold and minimum track length that maximise mean validation F
-    at ``eval.tune_window``."""
+    at ``eval.tune_window``, then the plateau level (:func:`peaks.plateau_centres`) if one
+    raises it."""
     best = (-1.0, None)
     for min_track_s in MIN_TRACK_S:
         peaks_cfg = dataclasses.replace(cfg.peaks, min_distance_s=min_track_s,
-                                        max_window_s=min_track_s / 2, subtract_local_mean=False)
+                                        max_window_s=min_track_s / 2, subtract_local_mean=False,
+                                        plateau_level=0.0)
         trial = cfg.replace(peaks=peaks_cfg)
         for threshold in THRESHOLDS:
-            f = np.mean([metrics.boundary_scores(
-                t.times_s, inference.pick(a, trial.peaks, trial.fps, threshold)[0], t.duration_s,
-                cfg.eval.tune_window, trim=cfg.eval.trim)["f"] for t, a in zip(val_data,
-                                                                                activations)])
+            f = _mean_f(val_data, activations, trial, threshold)
             if f > best[0] + 1e-12:
                 best = (f, dataclasses.replace(peaks_cfg, threshold=float(threshold)))
+    for level in PLATEAU_LEVELS:  # then where on its hump each peak goes
+        peaks_cfg = dataclasses.replace(best[1], plateau_level=level)
+        f = _mean_f(val_data, activations, cfg.replace(peaks=peaks_cfg))
+        if f > best[0] + 1e-12:
+            best = (f, peaks_cfg)
     return cfg.replace(peaks=best[1])
+
+
+def _mean_f(val_data, activations, cfg, threshold=None) -> float:
+    """Mean validation F at ``eval.tune_window`` of the peaks ``cfg`` decodes."""
+    return float(np.mean([metrics.boundary_scores(
+        t.times_s, inference.pick(a, cfg.peaks, cfg.fps, threshold)[0], t.duration_s,
+        cfg.eval.tune_window, trim=cfg.eval.trim)["f"] for t, a in zip(val_data, activations)]))
 
 
 def train_track_detector(cfg, train_data, val_data, log=print):
