@@ -100,7 +100,6 @@ class LocalFrames:
         columns.append(-np.abs(columns[1]))  # near 0 where the two tracks are balanced
         return np.vstack(columns).T
 
-
     def _gain_fits(self, centre: int, idx: np.ndarray) -> np.ndarray:
         """The fitted-gain columns (:mod:`gains`) of frames ``idx``: per band set the incoming
         share and its balances, then the ramp fit with references 5-12 s from the detection,
@@ -108,9 +107,9 @@ class LocalFrames:
         near, far = int(REF_NEAR_S * self.fps), int(REF_FAR_S * self.fps)
         half = int(RAMP_HALF_S * self.fps)
         solo_gap, solo_span = int(SOLO_GAP_S * self.fps), int(SOLO_SPAN_S * self.fps)
-        # Every power frame any reference or window below can touch, computed once: the first
-        # references lie within the search window +-far, the second at most half a 24-s ramp
-        # (half) and solo_span beyond the outermost frame.
+        # Every power frame a reference or a ramp window below can touch, computed once: ramp
+        # windows reach half beyond the outermost frame, the second references half (a 24-s
+        # ramp's half) plus solo_span, and the first ones SEARCH_S + REF_FAR_S, which is less.
         lo = max(0, idx[0] - half - solo_span)
         hi = min(self.z.shape[1], idx[-1] + 1 + half + solo_span)
         power = pool_frames(10.0 ** (self.mel_db[:, lo * POOL:hi * POOL] / 10.0), POOL)

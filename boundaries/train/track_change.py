@@ -15,7 +15,8 @@
    ``track.sequence_steps``, the sequence stage (a dilated CNN) learns from the same
    out-of-fold probabilities.
 4. Peak threshold and minimum track length tuned on the validation mixes (F at
-   ``eval.tune_window``), never on test.
+   ``eval.tune_window``), never on test; then the plateau level that moves each peak to the
+   middle of its hump, if one raises that F.
 5. The placement stage: trees on fine frames around every training crossover (seen from a
    detection up to 2 s off), its prior width tuned on validation (mean of F@0.5 and F@3); it is
    kept only if it raises that mean on validation.
