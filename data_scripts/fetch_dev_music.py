@@ -245,6 +245,8 @@ def fingerprint(path: Path):
         x = handle.read(int(30 * handle.samplerate), dtype="float32", always_2d=True).mean(1)
         x = soxr.resample(x, handle.samplerate, 8000)
     frames = x[:len(x) // 4000 * 4000].reshape(-1, 4000)  # 0.5 s frames
+    if len(frames) == 0:  # shorter than 10.5 s: no print, so never a duplicate
+        return duration, np.zeros(0, dtype=np.float32)
     spectrum = np.abs(np.fft.rfft(frames, axis=1))[:, :2000]
     bands = np.log(spectrum.reshape(len(frames), 20, 100).sum(axis=2) + 1e-6)
     flat = (bands - bands.mean()) / (bands.std() + 1e-8)
@@ -252,7 +254,8 @@ def fingerprint(path: Path):
 
 
 def _correlation(a, b) -> float:
-    if a.std() == 0 or b.std() == 0:  # digital silence correlates with nothing
+    # digital silence, or a file too short to have a print, correlates with nothing
+    if len(a) < 2 or a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])
 
