@@ -8,7 +8,7 @@ import string
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from boundaries import cli
@@ -52,6 +52,7 @@ JSON_VALUES = st.recursive(st.none() | st.booleans() | st.floats() | st.integers
 
 @FUZZ
 @given(doc=JSON_VALUES)
+@example(doc=["\n"])  # an item that is a newline once reached the message verbatim
 def test_any_json_structure_in_a_jams_is_times_or_one_error(tmp_path, doc):
     path = tmp_path / "fuzz.jams"
     path.write_text(json.dumps({"annotations": [{"namespace": "segment_open", "data": doc}]}))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.atomic import write_text
-from boundaries.errors import AnnotationError
+from boundaries.errors import AnnotationError, first_line
 
 ANNOTATION_EXTENSIONS = (".txt", ".lab", ".jams", ".csv")
 END_TOLERANCE_S = 0.1  # a time within this of the file end is the end, not beyond it
@@ -127,7 +127,7 @@ def _jams_interval(path, index, i, observation):
                                                                             bool)
             for k in ("time", "duration")):
         raise AnnotationError(f"{path}: {where}: needs numeric 'time' and 'duration' (seconds), "
-                              f"got {str(observation)[:80]}")
+                              f"got {repr(observation)[:80]}")
     start = _number(str(observation["time"]), path, where)
     return where, start, _number(str(observation["time"] + observation["duration"]), path, where)
 
@@ -188,7 +188,7 @@ def read_boundaries(path, duration_s=None) -> np.ndarray:
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError,
             csv.Error) as exc:  # whatever else a malformed file throws: one line, not a crash
         raise AnnotationError(f"{path}: malformed annotation ({type(exc).__name__}: "
-                              f"{str(exc)[:100]}); fix or remove the file") from None
+                              f"{first_line(exc, 100)}); fix or remove the file") from None
     for (_, previous), (line, time) in zip(events, events[1:]):
         if time == previous:
             raise AnnotationError(f"{path}:{line}: duplicate time {time}; remove one")
