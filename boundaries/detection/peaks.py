@@ -143,7 +143,7 @@ def plateau_centres(activations, times_s, *, fps: float, level: float,
 
     A long crossfade gives a broad hump whose highest frame sits anywhere along it, often near
     an end where the incoming track first shows; its middle is where the label is (a 0.4 level
-    raised validation F@3 from 0.853 to 0.868 before placement, MODEL_CARD.md).
+    raised validation F@3 from 0.853 to 0.873 before placement, MODEL_CARD.md).
 
     Returns
     -------
