@@ -121,15 +121,36 @@ def test_placement_rows_see_which_track_plays(tmp_path):
 
     mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {})
     local = placement.LocalFrames(mel, SR / 512)
-    times, X = local.rows(19.0)  # a detection 1 s early
+    times, X = local.rows(19.0, search_s=3.0)  # a detection 1 s early
     assert abs(times[0] - 16.0) < 0.1 and abs(times[-1] - 22.0) < 0.1
     assert X.shape[1] == placement.N_COLUMNS
+    wide_times, wide_X = local.rows(19.0)  # the default width, +-SEARCH_S
+    assert abs(wide_times[0] - (19.0 - placement.SEARCH_S)) < 0.1
+    assert abs(wide_times[-1] - (19.0 + placement.SEARCH_S)) < 0.1
+    assert wide_X.shape == (len(wide_times), placement.N_COLUMNS)
     balance = X[:, 37]  # all bands, 1 s smoothing: -1 outgoing, +1 incoming
     assert balance[times < 19.0].mean() < -0.3 and balance[times > 21.0].mean() > 0.3
     share = X[:, 42]  # the incoming track's share of the fitted gains, all bands
     assert share[times < 19.5].max() < 0.2 and share[times > 20.5].min() > 0.8
     ramp_residual = X[:, 60]  # the first ramp fit, all bands: lowest at the cut
     assert abs(times[np.argmin(ramp_residual)] - 20.0) < 0.25
+    eq_bass_share = X[:, 72]  # the appended sub-200-Hz set: its share, after the first 72
+    assert eq_bass_share[times < 19.5].mean() < 0.3 and eq_bass_share[times > 20.5].mean() > 0.7
+
+
+def test_placement_keeps_the_search_width_its_trees_were_trained_with():
+    assert placement.search_width({}) == placement.LEGACY_SEARCH_S == 3.0
+    assert placement.search_width({"search_s": np.array(7.0)}) == 7.0
+
+
+def test_placement_smoothing_prefers_a_plateau_to_a_lone_spike():
+    frame_times = np.linspace(7.0, 13.0, 61)
+    probs = np.full(61, 0.1)
+    probs[10] = 0.7  # one frame
+    probs[40:45] = 0.5  # a run of frames
+    chosen = placement.choose([(10.0, frame_times, probs)], 0.0)[0]
+    assert 11.0 <= chosen <= 11.4
+    np.testing.assert_allclose(placement.smoothed(np.ones(7)), 1.0)  # no dip at the ends
 
 
 def test_placement_prior_keeps_a_weak_far_frame_from_winning():

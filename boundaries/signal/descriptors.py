@@ -21,7 +21,10 @@ from boundaries.signal.novelty import mfcc_from_mel_db, novelty_curve
 POOL = 10  # mel frames per descriptor frame: 10 x 512 / 22050 = 0.232 s
 WINDOWS_S = (2.0, 4.0, 8.0, 16.0, 32.0)
 FOOTE_KERNELS_S = (8.0, 16.0, 32.0)
-LOW_BANDS = 12  # mel bands below ~200 Hz at 80 bands from 27.5 Hz: the bass a DJ swaps
+# The 12 lowest of 80 Slaney mel bands from 27.5 Hz: up to ~500 Hz (41 Hz apart below 1 kHz),
+# bass and low mids. (The comment here said ~200 Hz until session 8; the trained detectors
+# use 12, so it stays; the placement stage adds the sub-200-Hz bass, placement.EQ_BASS_BANDS.)
+LOW_BANDS = 12
 EDGE_CAP_S = 32.0
 
 

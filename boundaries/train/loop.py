@@ -334,6 +334,9 @@ def train_track_change(cfg, run_dir: Path, progress: bool = True) -> dict:
     if distributed.world_size() > 1:
         raise BoundariesError("track.kind=track_change trains in one process (trees and a small "
                               "embedding); run it without torchrun")
+    # The embedding and the sequence stage train with torch: their floats (and so every stage
+    # after them) depend on the thread count, which is fixed here rather than left to the machine.
+    torch.set_num_threads(cfg.train.threads)
     train_data, val_data, _ = prepare_data(cfg, progress)
     for name, split in (("train", train_data), ("validation", val_data)):
         logger.info("%s", corpus.format_summary(name, corpus.summarize(split, cfg)))

@@ -132,7 +132,8 @@ def fit_placement(train_data, fps, cfg, log=print) -> dict:
         if len(X):
             rows.append(X)
             labels.append(y)
-    return boosted.export_trees(fit_trees(np.vstack(rows), np.concatenate(labels), cfg, log))
+    trees = boosted.export_trees(fit_trees(np.vstack(rows), np.concatenate(labels), cfg, log))
+    return {**trees, "search_s": np.array(placement.SEARCH_S)}
 
 
 def fit_trees(X, y, cfg, log=print):
