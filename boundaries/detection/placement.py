@@ -179,7 +179,7 @@ def search_width(trees: dict) -> float:
 
 def scored_frames(local: LocalFrames, times_s, trees: dict) -> list:
     """Per detection: ``(t0_s, frame_times_s, probs)``, the placement trees' score of every frame
-    within +-SEARCH_S."""
+    within their search width (``search_width``)."""
     out = []
     search_s = search_width(trees)
     for t in np.asarray(times_s, dtype=float):
