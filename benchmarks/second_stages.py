@@ -97,7 +97,10 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int) -> N
     print(f"{len(train)} training mixes ({len(X)} rows), {len(val)} validation, {len(test)} test",
           flush=True)
     trees, context_trees, oof = track_change.fit_stacked(X, y, counts, cfg)
-    network = track_change.fit_sequence(oof, y, counts, cfg)
+    detector, _, _ = load_model(checkpoint)
+    _, names = row_features(np.zeros((cfg.features.n_mels, 2000), np.float32), detector.network,
+                            fps=cfg.fps, recurrence=detector.recurrence)  # the columns' names
+    network = track_change.fit_sequence(oof, y, counts, cfg, X=X, names=names)
 
     def stages(rows):
         first = [boosted.predict_proba(trees, x) for x, _, _ in rows]
@@ -105,7 +108,7 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int) -> N
                    for (x, _, _), p in zip(rows, first)]
         out = {"first stage alone": first, "stacked trees": stacked}
         if network is not None:
-            sequence = [network.probabilities(p) for p in first]
+            sequence = [network.probabilities(p, x) for (x, _, _), p in zip(rows, first)]
             out["sequence stage alone"] = sequence
             out["stacked trees + sequence (mean)"] = [(a + b) / 2 for a, b in zip(stacked,
                                                                                   sequence)]

@@ -168,6 +168,9 @@ class TrackConfig:
     # the sequence stage (model/sequence.py): training steps of a dilated CNN over +-1 minute
     # of first-stage probabilities, averaged with the stacked trees; 0 = no sequence stage
     sequence_steps: int = 0
+    # the sequence stage also reads the rows' descriptor columns (standardised), not only the
+    # first stage's probability (model/sequence.py)
+    sequence_descriptors: bool = False
 
     def __post_init__(self):
         _check(self.kind in ("cnn", "track_change"), "track.kind", "must be cnn or track_change")

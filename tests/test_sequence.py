@@ -6,24 +6,49 @@ from boundaries.train.sequence import SequenceCNN, train_sequence
 
 
 @pytest.mark.parametrize("n", [1, 7, 300, 1000])  # shorter and longer than the dilations
-def test_numpy_stage_equals_the_torch_network(rng, n):
+@pytest.mark.parametrize("descriptors", [False, True])
+def test_numpy_stage_equals_the_torch_network(rng, n, descriptors):
     from boundaries.model.sequence import SequenceNetwork, network_input
 
+    rows = rng.normal(3.0, 2.0, (n, 6))
+    rows[0, 1] = np.nan  # a descriptor missing at a file's edge
+    scaling = (np.array([0, 1, 4]), np.full(3, 3.0, np.float32), np.full(3, 2.0, np.float32)) \
+        if descriptors else None
     torch.manual_seed(0)
-    model = SequenceCNN().eval()
+    model = SequenceCNN(channels=4 if descriptors else 1).eval()
     with torch.no_grad():  # non-trivial norms and biases
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))
     probs = rng.random(n)
+    x = network_input(probs, rows, scaling)
     with torch.no_grad():
-        expected = torch.sigmoid(model(torch.from_numpy(network_input(probs)[None])))[0].numpy()
-    network = SequenceNetwork({k: v.numpy() for k, v in model.state_dict().items()})
-    np.testing.assert_allclose(network.probabilities(probs), expected, rtol=1e-4, atol=1e-6)
+        expected = torch.sigmoid(model(torch.from_numpy(x[None])))[0].numpy()
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    if descriptors:
+        state.update(descriptor_columns=scaling[0], descriptor_mean=scaling[1],
+                     descriptor_std=scaling[2])
+    network = SequenceNetwork(state)
+    np.testing.assert_allclose(network.probabilities(probs, rows), expected, rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_descriptor_input_is_standardised_and_skips_the_embedding_columns():
+    from boundaries.model.sequence import descriptor_columns, network_input
+
+    names = ["level@2", "embed@4", "flux@2", "embed@4/median", "recur_past", "level@2/median"]
+    columns = descriptor_columns(names)
+    assert columns.tolist() == [0, 2, 5]
+    rows = np.array([[1.0, 9, 5, 9, 9, 2], [3.0, 9, np.nan, 9, 9, 1e9]])
+    x = network_input(np.array([0.5, 0.5]), rows, (columns, np.array([2.0, 5, 0]),
+                                                   np.array([1.0, 1, 1])))
+    assert x.shape == (4, 2)
+    np.testing.assert_allclose(x[1:], [[-1, 1], [0, 0], [2, 5]])  # NaN -> 0, clipped at 5
 
 
 def test_training_learns_an_isolated_peak_from_a_cluster(rng, monkeypatch):
     """Rows labelled 1 only at isolated probability peaks, not inside clusters of peaks: a
     pattern of a minute's context that one row cannot tell."""
+    from boundaries.model.sequence import network_input
     from boundaries.train import sequence
 
     monkeypatch.setattr(sequence, "CROP_ROWS", 256)
@@ -40,7 +65,8 @@ def test_training_learns_an_isolated_peak_from_a_cluster(rng, monkeypatch):
                 p[centre - 30:centre + 31:10] = 0.9
         probs.append(p)
         labels.append(y)
-    network = train_sequence(probs, labels, steps=300, log=lambda *_: None)
+    network = train_sequence([network_input(p) for p in probs], labels, steps=300,
+                             log=lambda *_: None)
     test = np.full(256, 0.05)
     test[60] = 0.9
     test[160:221:10] = 0.9

@@ -40,7 +40,8 @@ def trained(tmp_path_factory):
     run = tmp / "run"
     args = [*CONFIGS, *sets(tmp, tmp / "train", **{
         "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
-        "track.recurrence": True, "track.sequence_steps": 3}),
+        "track.recurrence": True, "track.sequence_steps": 3,
+        "track.sequence_descriptors": True}),
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
     return tmp, run
@@ -180,6 +181,8 @@ def test_the_sequence_stage_is_saved_and_used(trained):
     _, run = trained
     model, cfg, state = load_model(run / "best.pt")
     assert cfg.track.sequence_steps == 3 and model.sequence is not None and "sequence" in state
+    columns = model.sequence.scaling[0]  # the descriptors, none of the embedding's columns
+    assert state["sequence"]["inp.weight"].shape[1] == 1 + len(columns) > 20
     mel = np.random.default_rng(1).standard_normal((cfg.features.n_mels, 2000)).astype(np.float32)
     with_sequence = model.row_probabilities(mel)
     model.sequence = None

@@ -7,7 +7,9 @@ convolutions (dilations 1 to 128 rows, kernel 3, residual), so each output sees 
 (+-59 s), longer than any fade: it learns what a crossover's probability pattern looks like over
 a minute (one isolated peak vs a cluster of section changes), as the issue's sequence model asks.
 Its probability is averaged with the stacked trees' (on cached rows the average edged them on
-validation and beat them on test, see MODEL_CARD.md).
+validation and beat them on test, see MODEL_CARD.md). With ``track.sequence_descriptors`` it
+also reads the rows' descriptor columns, standardised: what the music does around a peak, not
+only how probable the peak is.
 
 This module runs the network in numpy (``boundaries detect`` imports no torch); it is trained
 in :mod:`boundaries.train.sequence`, and a test checks the two agree.
@@ -20,26 +22,51 @@ WIDTH = 64
 GROUP_NORM_EPS = 1e-5  # torch.nn.GroupNorm's default
 LOGIT_CLIP = 1e-4
 LOGIT_SCALE = 4.0
+DESCRIPTOR_CLIP = 5.0  # standard deviations: a silent file's level columns stay in range
+SCALING_KEYS = ("descriptor_columns", "descriptor_mean", "descriptor_std")
 
 
-def network_input(probs: np.ndarray) -> np.ndarray:
+def descriptor_columns(names) -> np.ndarray:
+    """Indices of the descriptor columns among the rows' ``names``: all but the embedding
+    distances and the recurrence features, which are in-sample on the training mixes (the
+    embedding was trained on them): a sequence stage reading them fitted its training mixes
+    far better and new music worse (MODEL_CARD.md, session 5)."""
+    return np.array([i for i, name in enumerate(names)
+                     if not name.startswith(("embed@", "recur_"))], dtype=np.int64)
+
+
+def network_input(probs: np.ndarray, rows=None, scaling=None) -> np.ndarray:
     """First-stage probabilities ``[n]`` -> the network's input ``[1, n]``: clipped logits,
-    scaled to about unit range."""
+    scaled to about unit range. With ``rows [n, n_features]`` and ``scaling`` (columns, mean,
+    std), ``[1 + n_columns, n]``: the standardised descriptor columns below the logits."""
     p = np.clip(np.asarray(probs, dtype=np.float64), LOGIT_CLIP, 1 - LOGIT_CLIP)
-    return (np.log(p / (1 - p)) / LOGIT_SCALE).astype(np.float32)[None]
+    logits = (np.log(p / (1 - p)) / LOGIT_SCALE).astype(np.float32)[None]
+    if scaling is None:
+        return logits
+    columns, mean, std = scaling
+    z = np.clip((np.asarray(rows)[:, columns] - mean) / std, -DESCRIPTOR_CLIP, DESCRIPTOR_CLIP)
+    return np.vstack([logits, np.nan_to_num(z).T]).astype(np.float32)
 
 
 class SequenceNetwork:
     """The trained network from its ``state_dict`` as numpy arrays (see
-    :class:`boundaries.train.sequence.SequenceCNN` for the layout)."""
+    :class:`boundaries.train.sequence.SequenceCNN` for the layout), with the descriptors'
+    standardisation (``SCALING_KEYS``) when it reads them."""
 
     def __init__(self, state: dict):
-        self.state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+        self.state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()
+                      if k != "descriptor_columns"}
+        self.scaling = None
+        if "descriptor_columns" in state:
+            self.state["descriptor_columns"] = np.asarray(state["descriptor_columns"], np.int64)
+            self.scaling = tuple(self.state[k] for k in SCALING_KEYS)
 
-    def probabilities(self, first_stage: np.ndarray) -> np.ndarray:
-        """``[n]`` first-stage probabilities -> ``[n]`` probabilities of this stage."""
+    def probabilities(self, first_stage: np.ndarray, rows=None) -> np.ndarray:
+        """``[n]`` first-stage probabilities (and the rows ``[n, n_features]`` they came from,
+        which a network without descriptor inputs ignores) -> ``[n]`` probabilities."""
         s = self.state
-        h = s["inp.weight"][:, :, 0] @ network_input(first_stage) + s["inp.bias"][:, None]
+        x = network_input(first_stage, rows, self.scaling)
+        h = s["inp.weight"][:, :, 0] @ x + s["inp.bias"][:, None]
         for i, dilation in enumerate(DILATIONS):
             z = _dilated_conv3(h, s[f"blocks.{i}.weight"], s[f"blocks.{i}.bias"], dilation)
             z = (z - z.mean()) / np.sqrt(z.var() + GROUP_NORM_EPS)  # GroupNorm(1, C)

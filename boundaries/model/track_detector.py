@@ -110,7 +110,7 @@ class TrackChangeDetector:
         if self.context_trees is not None:
             second.append(boosted.predict_proba(self.context_trees, stacked_rows(X, probs)))
         if self.sequence is not None:
-            second.append(self.sequence.probabilities(probs))
+            second.append(self.sequence.probabilities(probs, X))
         return np.mean(second, axis=0) if second else probs
 
     def frame_activations(self, mel_db: np.ndarray) -> np.ndarray:

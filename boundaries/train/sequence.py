@@ -21,9 +21,10 @@ class SequenceCNN(nn.Module):
     """``[batch, 1, n]`` -> logits ``[batch, n]``: a 1x1 input layer, residual blocks of a
     dilated 3-tap convolution, GroupNorm(1) and ReLU, a 1x1 output layer."""
 
-    def __init__(self, width: int = sequence.WIDTH, dilations=sequence.DILATIONS):
+    def __init__(self, width: int = sequence.WIDTH, dilations=sequence.DILATIONS,
+                 channels: int = 1):
         super().__init__()
-        self.inp = nn.Conv1d(1, width, 1)
+        self.inp = nn.Conv1d(channels, width, 1)
         self.blocks = nn.ModuleList([nn.Conv1d(width, width, 3, dilation=d, padding=d)
                                      for d in dilations])
         self.norms = nn.ModuleList([nn.GroupNorm(1, width) for _ in dilations])
@@ -36,15 +37,15 @@ class SequenceCNN(nn.Module):
         return self.out(h)[:, 0]
 
 
-def train_sequence(probs, labels, *, steps: int, lr: float = 2e-3, seed: int = 0,
+def train_sequence(inputs, labels, *, steps: int, lr: float = 2e-3, seed: int = 0,
                    log_every: int = 200, log=print) -> sequence.SequenceNetwork:
-    """``probs``, ``labels``: per training file, its first-stage (out-of-fold) probabilities and
-    its row labels. Returns the trained network for numpy inference."""
+    """``inputs``, ``labels``: per training file, :func:`sequence.network_input` of its
+    first-stage (out-of-fold) probabilities ``[channels, n]`` and its row labels ``[n]``.
+    Returns the trained network for numpy inference."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    files = [(sequence.network_input(p)[0], np.asarray(y, dtype=np.float32))
-             for p, y in zip(probs, labels) if len(p)]
-    model = SequenceCNN()
+    files = [(x, np.asarray(y, dtype=np.float32)) for x, y in zip(inputs, labels) if len(y)]
+    model = SequenceCNN(channels=files[0][0].shape[0])
 
     def step_loss():
         x, y, mask = _batch(files, rng)
@@ -60,12 +61,13 @@ def train_sequence(probs, labels, *, steps: int, lr: float = 2e-3, seed: int = 0
 
 def _batch(files, rng):
     """``BATCH`` random crops, zero-padded to ``CROP_ROWS``; the mask marks real rows."""
-    x = np.zeros((BATCH, 1, CROP_ROWS), np.float32)
+    x = np.zeros((BATCH, files[0][0].shape[0], CROP_ROWS), np.float32)
     y = np.zeros((BATCH, CROP_ROWS), np.float32)
     mask = np.zeros((BATCH, CROP_ROWS), np.float32)
     for i, k in enumerate(rng.integers(len(files), size=BATCH)):
         inputs, targets = files[k]
         start = int(rng.integers(0, max(len(targets) - CROP_ROWS, 0) + 1))
         m = min(CROP_ROWS, len(targets) - start)
-        x[i, 0, :m], y[i, :m], mask[i, :m] = inputs[start:start + m], targets[start:start + m], 1
+        x[i, :, :m], y[i, :m] = inputs[:, start:start + m], targets[start:start + m]
+        mask[i, :m] = 1
     return x, y, mask

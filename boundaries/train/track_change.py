@@ -13,7 +13,7 @@
    rows). A second stage is fitted on the rows plus +-30 s of the first stage's out-of-fold
    probabilities (two folds of files). Both are exported to arrays. With
    ``track.sequence_steps``, the sequence stage (a dilated CNN) learns from the same
-   out-of-fold probabilities.
+   out-of-fold probabilities (and the descriptor columns, ``track.sequence_descriptors``).
 4. Peak threshold and minimum track length tuned on the validation mixes (F at
    ``eval.tune_window``), never on test; then the plateau level that moves each peak to the
    middle of its hump, if one raises that F.
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.detection import inference, placement
-from boundaries.model import boosted, embedding, embedding_features, track_detector
+from boundaries.model import boosted, embedding, embedding_features, sequence, track_detector
 from boundaries.model.track_detector import TrackChangeDetector, row_features, row_targets
 from boundaries.score import evaluation, metrics
 
@@ -174,17 +174,31 @@ def fit_stacked(X, y, counts, cfg, log=print):
     return trees, boosted.export_trees(fit_trees(stacked, y, cfg, log)), oof
 
 
-def fit_sequence(oof, y, counts, cfg, log=print):
-    """The sequence stage, trained on the first stage's out-of-fold probabilities per file; None
-    when ``track.sequence_steps`` is 0."""
+def fit_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
+    """The sequence stage, trained on the first stage's out-of-fold probabilities per file (and,
+    with ``track.sequence_descriptors``, the descriptor columns of the rows ``X``, standardised
+    over all training rows); None when ``track.sequence_steps`` is 0."""
     if not cfg.track.sequence_steps:
         return None
     from boundaries.train.sequence import train_sequence
 
+    scaling = None
+    if cfg.track.sequence_descriptors:
+        columns = sequence.descriptor_columns(names)
+        values = X[:, columns].astype(np.float64)
+        scaling = (columns, np.nanmean(values, axis=0).astype(np.float32),
+                   (np.nanstd(values, axis=0) + 1e-6).astype(np.float32))
+        del values
     bounds = np.cumsum([0, *counts])
     files = list(zip(bounds[:-1], bounds[1:]))
-    return train_sequence([oof[a:b] for a, b in files], [y[a:b] for a, b in files],
-                          steps=cfg.track.sequence_steps, seed=cfg.train.seed, log=log)
+    inputs = [sequence.network_input(oof[a:b], X[a:b] if scaling else None, scaling)
+              for a, b in files]
+    network = train_sequence(inputs, [y[a:b] for a, b in files],
+                             steps=cfg.track.sequence_steps, seed=cfg.train.seed, log=log)
+    if scaling is not None:
+        network = sequence.SequenceNetwork({**network.state,
+                                            **dict(zip(sequence.SCALING_KEYS, scaling))})
+    return network
 
 
 def tune_decoding(val_data, activations, cfg):
@@ -220,11 +234,11 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
     fps = cfg.fps
     network = fit_embedding(train_data, cfg, log)
-    X, y, counts, _ = table(train_data, network, fps, cfg.track.recurrence)
+    X, y, counts, names = table(train_data, network, fps, cfg.track.recurrence)
     trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
     detector = TrackChangeDetector(network, trees, fps, context_trees=context_trees,
                                    recurrence=cfg.track.recurrence,
-                                   sequence=fit_sequence(oof, y, counts, cfg, log))
+                                   sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
     return detector, tuned, tuned_result(detector, val_data, tuned)
