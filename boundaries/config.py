@@ -169,7 +169,7 @@ class TrackConfig:
     # of first-stage probabilities, averaged with the stacked trees; 0 = no sequence stage
     sequence_steps: int = 0
     # the sequence stage also reads the rows' descriptor columns (standardised), not only the
-    # first stage's probability (model/sequence.py)
+    # first stage's probability (model/sequence.py; not shipped, MODEL_CARD.md session 10)
     sequence_descriptors: bool = False
 
     def __post_init__(self):

@@ -9,7 +9,8 @@ a minute (one isolated peak vs a cluster of section changes), as the issue's seq
 Its probability is averaged with the stacked trees' (on cached rows the average edged them on
 validation and beat them on test, see MODEL_CARD.md). With ``track.sequence_descriptors`` it
 also reads the rows' descriptor columns, standardised: what the music does around a peak, not
-only how probable the peak is.
+only how probable the peak is (an option, not in the shipped model: it raised validation F at
++-0.5 s but not F at +-3 s, and test moved both ways; MODEL_CARD.md, session 10).
 
 This module runs the network in numpy (``boundaries detect`` imports no torch); it is trained
 in :mod:`boundaries.train.sequence`, and a test checks the two agree.

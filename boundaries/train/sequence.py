@@ -18,7 +18,7 @@ BATCH = 24
 
 
 class SequenceCNN(nn.Module):
-    """``[batch, 1, n]`` -> logits ``[batch, n]``: a 1x1 input layer, residual blocks of a
+    """``[batch, channels, n]`` -> logits ``[batch, n]``: a 1x1 input layer, residual blocks of a
     dilated 3-tap convolution, GroupNorm(1) and ReLU, a 1x1 output layer."""
 
     def __init__(self, width: int = sequence.WIDTH, dilations=sequence.DILATIONS,
