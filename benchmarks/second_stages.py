@@ -87,7 +87,7 @@ def scores(rows, row_probs, cfg, tuned=None):
 
 
 def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int) -> None:
-    _, cfg, _ = load_model(checkpoint)
+    detector, cfg, _ = load_model(checkpoint)
     cfg = cfg.replace(track=dataclasses.replace(cfg.track, max_iter=max_iter,
                                                 sequence_steps=sequence_steps))
     train, val, test = (load_rows(rows_dir, s) for s in SPLITS)
@@ -97,7 +97,6 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int) -> N
     print(f"{len(train)} training mixes ({len(X)} rows), {len(val)} validation, {len(test)} test",
           flush=True)
     trees, context_trees, oof = track_change.fit_stacked(X, y, counts, cfg)
-    detector, _, _ = load_model(checkpoint)
     _, names = row_features(np.zeros((cfg.features.n_mels, 2000), np.float32), detector.network,
                             fps=cfg.fps, recurrence=detector.recurrence)  # the columns' names
     network = track_change.fit_sequence(oof, y, counts, cfg, X=X, names=names)

@@ -55,12 +55,10 @@ class SequenceNetwork:
     standardisation (``SCALING_KEYS``) when it reads them."""
 
     def __init__(self, state: dict):
-        self.state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()
-                      if k != "descriptor_columns"}
-        self.scaling = None
-        if "descriptor_columns" in state:
-            self.state["descriptor_columns"] = np.asarray(state["descriptor_columns"], np.int64)
-            self.scaling = tuple(self.state[k] for k in SCALING_KEYS)
+        self.state = {k: np.asarray(v, np.int64 if k == "descriptor_columns" else np.float32)
+                      for k, v in state.items()}
+        self.scaling = tuple(self.state[k] for k in SCALING_KEYS) \
+            if "descriptor_columns" in self.state else None
 
     def probabilities(self, first_stage: np.ndarray, rows=None) -> np.ndarray:
         """``[n]`` first-stage probabilities (and the rows ``[n, n_features]`` they came from,
