@@ -40,24 +40,31 @@ SPLITS = ("train", "val", "test")
 
 def cache_rows(mixes, out: Path, checkpoint) -> None:
     detector, cfg, _ = load_model(checkpoint)
-    cache = FeatureCache(cfg.data.cache_dir, cfg.audio.sr, cfg.features)
     out.mkdir(parents=True, exist_ok=True)
     for folder in map(Path, mixes):
         for split in SPLITS:
             if not (folder / split).is_dir():
                 continue
-            tracks, _ = corpus.discover(folder / split, cfg.audio.extensions)
-            rows = []
-            for track in tracks:
-                mel, n = cache.load(track.audio_path)
-                duration_s = n / cfg.audio.sr
-                X, _ = row_features(mel, detector.network, fps=cfg.fps,
-                                    recurrence=detector.recurrence)
-                rows.append((X, read_boundaries(track.annotation_path, duration_s=duration_s),
-                             duration_s))
+            rows = folder_rows(folder / split, detector.network, cfg, detector.recurrence)
             with open(out / f"{folder.name}_{split}.pkl", "wb") as handle:
                 pickle.dump(rows, handle)
             print(f"{folder / split}: {len(rows)} mixes", flush=True)
+
+
+def folder_rows(folder: Path, network, cfg, recurrence: bool) -> list:
+    """``[(rows, crossover times, duration_s)]`` of every annotated mix in ``folder``, in
+    ``corpus.discover``'s order, with the embedding ``network`` (log-mel from the feature
+    cache)."""
+    cache = FeatureCache(cfg.data.cache_dir, cfg.audio.sr, cfg.features)
+    tracks, _ = corpus.discover(folder, cfg.audio.extensions)
+    rows = []
+    for track in tracks:
+        mel, n = cache.load(track.audio_path)
+        duration_s = n / cfg.audio.sr
+        X, _ = row_features(mel, network, fps=cfg.fps, recurrence=recurrence)
+        rows.append((X, read_boundaries(track.annotation_path, duration_s=duration_s),
+                     duration_s))
+    return rows
 
 
 def load_rows(folder: Path, split: str) -> list:
