@@ -29,16 +29,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from second_stages import REPO, folder_rows, scores
+from second_stages import REPO, annotated_mels, folder_rows, load_row_files, scores
 from threadpoolctl import threadpool_limits
 
 from boundaries.atomic import atomic_path
-from boundaries.data import corpus
-from boundaries.data.annotations import read_boundaries
 from boundaries.model import boosted, embedding_features
 from boundaries.model.checkpoints import load_model
 from boundaries.model.track_detector import row_targets, stacked_rows
-from boundaries.signal.features import FeatureCache
 from boundaries.train import track_change
 
 SHIPPED = REPO / "boundaries/assets/default.pt"
@@ -49,15 +46,9 @@ def train_fold_embedding(mixes: Path, out: Path) -> None:
     ``mixes/train``."""
     _, cfg, _ = load_model(SHIPPED)
     cfg = cfg.replace(track=dataclasses.replace(cfg.track, embedding_from=""))
-    cache = FeatureCache(cfg.data.cache_dir, cfg.audio.sr, cfg.features)
-    tracks, _ = corpus.discover(mixes / "train", cfg.audio.extensions)
-    data = []
-    for track in tracks:
-        mel, n = cache.load(track.audio_path)
-        duration_s = n / cfg.audio.sr
-        data.append(SimpleNamespace(mel=mel, duration_s=duration_s, audio_path=track.audio_path,
-                                    times_s=read_boundaries(track.annotation_path,
-                                                            duration_s=duration_s)))
+    data = [SimpleNamespace(mel=mel, duration_s=duration_s, audio_path=track.audio_path,
+                            times_s=times_s)
+            for track, mel, duration_s, times_s in annotated_mels(mixes / "train", cfg)]
     start = time.perf_counter()
     network = track_change.fit_embedding(data, cfg)
     print(f"embedding trained in {time.perf_counter() - start:.0f} s", flush=True)
@@ -77,18 +68,10 @@ def cache_fold_rows(embedding: str, folder: Path, out: Path) -> None:
     print(f"{out}: {len(rows)} mixes", flush=True)
 
 
-def _load(paths) -> list:
-    rows = []
-    for path in paths:
-        with open(path, "rb") as handle:
-            rows += pickle.load(handle)
-    return rows
-
-
 def fit_and_score(name: str, seed: int, train_paths, val_sets, test_sets) -> None:
     _, cfg, _ = load_model(SHIPPED)
     cfg = cfg.replace(train=dataclasses.replace(cfg.train, seed=seed))
-    train = _load(train_paths)
+    train = load_row_files(train_paths)
     X = np.vstack([x for x, _, _ in train])
     y = np.concatenate([row_targets(t, len(x), fps=cfg.fps) for x, t, _ in train])
     counts = [len(x) for x, _, _ in train]
@@ -98,7 +81,7 @@ def fit_and_score(name: str, seed: int, train_paths, val_sets, test_sets) -> Non
 
     def stages(row_sets):
         """Each stage's probabilities, averaged over the embeddings' row sets."""
-        sets = [_load(s.split(",")) for s in row_sets]
+        sets = [load_row_files(s.split(",")) for s in row_sets]
         first = [np.mean([boosted.predict_proba(trees, s[i][0]) for s in sets], axis=0)
                  for i in range(len(sets[0]))]
         stacked = [np.mean([boosted.predict_proba(context_trees, stacked_rows(s[i][0], p))

@@ -51,25 +51,32 @@ def cache_rows(mixes, out: Path, checkpoint) -> None:
             print(f"{folder / split}: {len(rows)} mixes", flush=True)
 
 
-def folder_rows(folder: Path, network, cfg, recurrence: bool) -> list:
-    """``[(rows, crossover times, duration_s)]`` of every annotated mix in ``folder``, in
-    ``corpus.discover``'s order, with the embedding ``network`` (log-mel from the feature
-    cache)."""
+def annotated_mels(folder: Path, cfg):
+    """``(track, log-mel, duration_s, crossover times)`` of every annotated mix in ``folder``, in
+    ``corpus.discover``'s order (log-mel from the feature cache)."""
     cache = FeatureCache(cfg.data.cache_dir, cfg.audio.sr, cfg.features)
     tracks, _ = corpus.discover(folder, cfg.audio.extensions)
-    rows = []
     for track in tracks:
         mel, n = cache.load(track.audio_path)
         duration_s = n / cfg.audio.sr
-        X, _ = row_features(mel, network, fps=cfg.fps, recurrence=recurrence)
-        rows.append((X, read_boundaries(track.annotation_path, duration_s=duration_s),
-                     duration_s))
-    return rows
+        yield track, mel, duration_s, read_boundaries(track.annotation_path, duration_s=duration_s)
+
+
+def folder_rows(folder: Path, network, cfg, recurrence: bool) -> list:
+    """``[(rows, crossover times, duration_s)]`` of every annotated mix in ``folder``, with the
+    embedding ``network``."""
+    return [(row_features(mel, network, fps=cfg.fps, recurrence=recurrence)[0], times_s,
+             duration_s) for _, mel, duration_s, times_s in annotated_mels(folder, cfg)]
 
 
 def load_rows(folder: Path, split: str) -> list:
+    return load_row_files(sorted(folder.glob(f"*_{split}.pkl")))
+
+
+def load_row_files(paths) -> list:
+    """The rows of several pickles from :func:`cache_rows` or :func:`folder_rows`, in order."""
     rows = []
-    for path in sorted(folder.glob(f"*_{split}.pkl")):
+    for path in paths:
         with open(path, "rb") as handle:
             rows += pickle.load(handle)
     return rows
