@@ -7,10 +7,13 @@ sits in memory at its source rate. Formats libsndfile cannot read (m4a, aac, wma
 when it is installed.
 """
 
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +57,70 @@ def _downmix_matrix(channels: int) -> np.ndarray:
     return np.full((channels, 1), 1.0 / channels, dtype=np.float32)
 
 
+class _NativeStderr:
+    """Holds what C libraries print to file descriptor 2 while they decode one file.
+
+    libmpg123, inside libsndfile, prints its resync notes ("Note: Illegal Audio-MPEG-Header ...")
+    straight to descriptor 2, around the one line a bad file gets. ``muted()`` points descriptor 2
+    at a scratch file for one library call only, so that this package's own messages (progress
+    between blocks) still reach the terminal; what was caught goes to the debug log.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sink = None
+
+    @contextlib.contextmanager
+    def muted(self):
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no descriptor 2 (a detached service): nothing to mute
+            yield
+            return
+        if self.sink is None:
+            self.sink = tempfile.TemporaryFile()
+        os.dup2(self.sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+    def close(self) -> None:
+        if self.sink is None:
+            return
+        self.sink.seek(0)
+        said = self.sink.read().decode(errors="replace").strip()
+        self.sink.close()
+        if said:
+            logger.debug("%s: the decoder said: %s", self.path, said.replace("\n", " | "))
+
+
+# libsndfile says this when no decoder takes the file; check_readable has already ruled it out
+_NOT_A_FILE = "does not exist or is not a regular file"
+
+
 def _decode_soundfile(path: Path, sr: int, progress=None) -> np.ndarray:
+    native = _NativeStderr(path)
     try:
-        # bytes: a file name that is not valid UTF-8 (an old Latin-1 disk) opens too
-        handle = sf.SoundFile(os.fsencode(path))
+        return _decode_opened(path, sr, progress, native)
+    finally:
+        native.close()
+
+
+def _decode_opened(path: Path, sr: int, progress, native: _NativeStderr) -> np.ndarray:
+    try:
+        with native.muted():
+            # bytes: a file name that is not valid UTF-8 (an old Latin-1 disk) opens too
+            handle = sf.SoundFile(os.fsencode(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         if path.suffix.lower() in FFMPEG_EXTENSIONS and shutil.which("ffmpeg"):
             return _decode_ffmpeg(path, sr)
         # libsndfile's own words, without its repr of the bytes path opened above
         reason = getattr(exc, "error_string", None) or first_line(exc, 120)
+        if _NOT_A_FILE in reason:
+            reason = "no decoder recognises its contents"
         raise _fail(path, f"cannot decode ({reason}): not audio, corrupt, or an "
                     "unsupported format", "convert it to wav, flac, ogg or mp3 (or install ffmpeg "
                     "for m4a)") from None
@@ -70,13 +128,15 @@ def _decode_soundfile(path: Path, sr: int, progress=None) -> np.ndarray:
         if handle.samplerate < MIN_SOURCE_SR:
             raise _fail(path, f"claims a sample rate of {handle.samplerate} Hz (a broken header?)",
                         "re-export it at a real rate, e.g. 44100 Hz")
-        return _decode_blocks(path, handle, sr, progress)
+        return _decode_blocks(path, handle, sr, progress, native)
 
 
-def _decode_blocks(path: Path, handle: sf.SoundFile, sr: int, progress=None) -> np.ndarray:
+def _decode_blocks(path: Path, handle: sf.SoundFile, sr: int, progress,
+                   native: _NativeStderr) -> np.ndarray:
     def blocks():
         while True:
-            block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+            with native.muted():
+                block = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
             yield block
             if len(block) < BLOCK_FRAMES:
                 return
