@@ -171,6 +171,11 @@ class TrackConfig:
     # the sequence stage also reads the rows' descriptor columns (standardised), not only the
     # first stage's probability (model/sequence.py; not shipped, MODEL_CARD.md session 10)
     sequence_descriptors: bool = False
+    # cross-fitted embeddings: each training folder (data.train_dir, data.extra_train_dirs) is one
+    # fold of different music; one embedding per fold is trained on the other folds, the trees
+    # see each mix through the embedding that never heard it, and detection averages over all
+    # of them (in-sample distances are sharper than on new music; MODEL_CARD.md, sessions 11-12)
+    crossfit: bool = False
 
     def __post_init__(self):
         _check(self.kind in ("cnn", "track_change"), "track.kind", "must be cnn or track_change")
@@ -181,6 +186,8 @@ class TrackConfig:
         _check(self.embed_width >= 1, "track.embed_width", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
+        _check(not (self.crossfit and self.embedding_from), "track.crossfit",
+               "trains one embedding per fold: leave track.embedding_from empty")
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,82 @@ def test_the_sequence_stage_is_saved_and_used(trained):
     with_sequence = model.row_probabilities(mel)
     model.sequence = None
     assert not np.allclose(with_sequence, model.row_probabilities(mel))
+
+
+def _fold_folders(tmp, sources_of):
+    """Two training folders (folds) of three cut mixes each, with make_mixes.py-style manifests
+    listing ``sources_of[fold]`` as their source tracks."""
+    import json
+
+    folders = []
+    for fold, sources in enumerate(sources_of):
+        folder = tmp / f"fold{fold}" / "train"
+        folder.mkdir(parents=True)
+        for i in range(3):
+            _tracky_mix(folder / f"mix_{i}.wav", seed=10 * fold + i)
+        (folder.parent / "manifest.json").write_text(json.dumps(
+            {"split": {"train_sources": sources}, "clips": []}))
+        folders.append(folder)
+    return folders
+
+
+def test_crossfit_sees_each_fold_through_the_embedding_trained_on_the_other(tmp_path,
+                                                                             monkeypatch):
+    from boundaries.config import load_config
+    from boundaries.train import track_change
+
+    a, b = _fold_folders(tmp_path, [["pkg1/x.ogg"], ["pkg2/y.ogg"]])
+    cfg = load_config([CONFIGS[1]], overrides=[
+        f"data.train_dir={a}", f"data.extra_train_dirs=[{b}]", "track.kind=track_change",
+        "track.crossfit=true"])
+    data = [type("Track", (), {"audio_path": p}) for p in sorted(b.glob("*.wav"))
+            + sorted(a.glob("*.wav"))]
+    monkeypatch.setattr(track_change, "fit_embedding",
+                        lambda files, cfg, log: frozenset(f.audio_path.parent for f in files))
+    networks, network_of_file = track_change.fit_embeddings(data, cfg, log=lambda _: None)
+    assert networks == [frozenset({b}), frozenset({a})]  # fold 1 is data.train_dir
+    assert all(track.audio_path.parent not in network
+               for track, network in zip(data, network_of_file))
+
+
+def test_crossfit_refuses_folds_that_share_a_source_track(tmp_path):
+    from boundaries.config import load_config
+    from boundaries.errors import ConfigError
+    from boundaries.train import track_change
+
+    a, b = _fold_folders(tmp_path, [["pkg1/x.ogg", "pkg3/z.ogg"], ["pkg2/y.ogg", "pkg3/z.ogg"]])
+    cfg = load_config([CONFIGS[1]], overrides=[
+        f"data.train_dir={a}", f"data.extra_train_dirs=[{b}]", "track.crossfit=true"])
+    data = [type("Track", (), {"audio_path": p}) for p in sorted(a.glob("*.wav"))]
+    with pytest.raises(ConfigError, match="1 source tracks in both .*pkg3/z.ogg"):
+        track_change.crossfit_folds(data, cfg)
+    one = load_config([CONFIGS[1]], overrides=[f"data.train_dir={a}", "track.crossfit=true"])
+    with pytest.raises(ConfigError, match="two or more training folders"):
+        track_change.crossfit_folds(data, one)
+    with pytest.raises(ConfigError, match="track.crossfit"):
+        load_config([CONFIGS[1]], overrides=["track.crossfit=true", "track.embedding_from=x.pt"])
+
+
+def test_a_crossfit_detector_trains_saves_and_averages_its_fold_embeddings(tmp_path):
+    import train
+    from boundaries.model.checkpoints import load_model
+
+    a, b = _fold_folders(tmp_path, [["pkg1/x.ogg"], ["pkg2/y.ogg"]])
+    (tmp_path / "val").mkdir()
+    _tracky_mix(tmp_path / "val" / "mix_0.wav", seed=99)
+    run = tmp_path / "run"
+    args = [*CONFIGS, *sets(tmp_path, a, **{
+        "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
+        "track.crossfit": True, "data.extra_train_dirs": f"[{b}]"}),
+        "--val-data", str(tmp_path / "val"), "--run-dir", str(run)]
+    assert train.main(args) == 0
+    model, cfg, state = load_model(run / "best.pt")
+    assert cfg.track.crossfit and len(model.networks) == 2 and len(state["fold_embeddings"]) == 1
+    first, second = (n.state for n in model.networks)
+    assert first.keys() == second.keys()  # two embeddings, trained on different folds:
+    assert not all(np.allclose(first[k], second[k]) for k in first)
+    mel = np.random.default_rng(2).standard_normal((cfg.features.n_mels, 2000)).astype(np.float32)
+    each = [model._probabilities_through(n, mel) for n in model.networks]
+    assert np.allclose(model.row_probabilities(mel), np.mean(each, axis=0))
+    rows = [track_detector.row_features(mel, n, fps=cfg.fps)[0] for n in model.networks]
+    assert not np.allclose(*rows, equal_nan=True)  # the averaged passes see different distances

@@ -191,7 +191,8 @@ def model_from_state(state: dict, path, device="cpu"):
     return model.to(resolve_device(device)).eval(), cfg
 
 
-WEIGHT_KEYS = ("model", "embedding", "trees", "placement", "context_trees", "sequence")
+WEIGHT_KEYS = ("model", "embedding", "fold_embeddings", "trees", "placement", "context_trees",
+               "sequence")
 
 
 def _first_non_finite(value, where=""):
@@ -212,8 +213,8 @@ def _first_non_finite(value, where=""):
 
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
-                "class_weight", "kind", "embedding", "trees", "placement", "context_trees",
-                "sequence", "validation")
+                "class_weight", "kind", "embedding", "fold_embeddings", "trees", "placement",
+                "context_trees", "sequence", "validation")
 
 
 def export_model(src, dst) -> int:

@@ -87,7 +87,8 @@ class TrackChangeDetector:
 
     Parameters
     ----------
-    network : embedding_features.EmbeddingNetwork, the "same track?" embedding (numpy)
+    network : embedding_features.EmbeddingNetwork, the "same track?" embedding (numpy), or a
+        list of them (``track.crossfit``: one per fold), whose probabilities are averaged
     trees : dict of arrays from :func:`boosted.export_trees`
     fps : float, mel frames per second
     """
@@ -95,7 +96,9 @@ class TrackChangeDetector:
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
                  recurrence: bool = False, sequence=None):
-        self.network, self.trees, self.fps = network, trees, fps
+        self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
+        self.network = self.networks[0]  # the one embedding, or the first fold's
+        self.trees, self.fps = trees, fps
         self.sequence = sequence  # the sequence stage (a SequenceNetwork), or None
         self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
@@ -104,7 +107,13 @@ class TrackChangeDetector:
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
-        X, _ = row_features(mel_db, self.network, fps=self.fps, recurrence=self.recurrence)
+        # Cross-fitted embeddings: the trees saw each training mix through the one embedding
+        # that had not heard it; new music is seen through every one of them, averaged.
+        return np.mean([self._probabilities_through(network, mel_db)
+                        for network in self.networks], axis=0)
+
+    def _probabilities_through(self, network, mel_db: np.ndarray) -> np.ndarray:
+        X, _ = row_features(mel_db, network, fps=self.fps, recurrence=self.recurrence)
         probs = boosted.predict_proba(self.trees, X)
         second = []  # the second stages, averaged
         if self.context_trees is not None:
@@ -135,6 +144,8 @@ class TrackChangeDetector:
     def state(self) -> dict:
         """Arrays and plain data (``save_checkpoint`` stores the arrays as tensors)."""
         state = {"kind": KIND, "embedding": self.network.state, "trees": self.trees}
+        if len(self.networks) > 1:
+            state["fold_embeddings"] = [network.state for network in self.networks[1:]]
         for key in ("placement", "context_trees"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key)
@@ -146,7 +157,8 @@ class TrackChangeDetector:
     def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
                    recurrence: bool = False) -> "TrackChangeDetector":
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
-        network = embedding.EmbeddingNetwork(_arrays(state["embedding"]), n_mels)
+        network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
+                   for values in [state["embedding"], *state.get("fold_embeddings", [])]]
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
         if "sequence" in state:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))

@@ -112,10 +112,79 @@ def fit_embedding(train_data, cfg, log=print):
     return embedding_features.EmbeddingNetwork.from_module(model)
 
 
-def table(data, network, fps, recurrence: bool = False):
-    """Stacked rows and labels of many files, and the row count of each."""
+def fit_embeddings(train_data, cfg, log=print):
+    """``(networks, network of each training file)``: one embedding for every file, or with
+    ``track.crossfit`` one per training folder, trained on the other folders' files, for the
+    files of that folder (so the trees learn from distances as blurred as on new music)."""
+    if not cfg.track.crossfit:
+        network = fit_embedding(train_data, cfg, log)
+        return [network], [network] * len(train_data)
+    folds = crossfit_folds(train_data, cfg)
+    networks = []
+    for fold in range(folds.max() + 1):
+        others = [track for track, f in zip(train_data, folds) if f != fold]
+        log(f"embedding {fold + 1} of {folds.max() + 1}: trained on the {len(others)} files "
+            f"outside fold {fold + 1} ({np.sum(folds == fold)} files)")
+        networks.append(fit_embedding(others, cfg, log))
+    return networks, [networks[f] for f in folds]
+
+
+def crossfit_folds(train_data, cfg) -> np.ndarray:
+    """The fold of each training file: the index of the training folder holding it
+    (``data.train_dir``, then ``data.extra_train_dirs``). Folders whose ``manifest.json``
+    (data_scripts/make_mixes.py) share a source track are refused: that music would be
+    in-sample for the embedding of the other fold."""
+    from boundaries.errors import ConfigError
+
+    folders = [Path(d).expanduser().resolve()
+               for d in (cfg.data.train_dir, *cfg.data.extra_train_dirs) if d]
+    if len(folders) < 2:
+        raise ConfigError("config key 'track.crossfit': needs two or more training folders "
+                          "of different music (data.train_dir and data.extra_train_dirs), one "
+                          "per fold")
+    _refuse_shared_sources(folders)
+    folds = [next((i for i, folder in enumerate(folders)
+                   if track.audio_path.resolve().is_relative_to(folder)), -1)
+             for track in train_data]
+    missing = [t.audio_path for t, f in zip(train_data, folds) if f < 0]
+    if missing:
+        raise ConfigError(f"{missing[0]}: a training file outside every training folder; "
+                          "track.crossfit needs each file inside one fold's folder")
+    counts = np.bincount(folds, minlength=len(folders))
+    if (counts == 0).any():
+        raise ConfigError(f"{folders[int(np.argmin(counts))]}: no training file in this fold; "
+                          "give every training folder annotated mixes")
+    return np.asarray(folds)
+
+
+def _refuse_shared_sources(folders) -> None:
+    from boundaries.errors import ConfigError
+
+    seen = {}
+    for folder in folders:
+        manifest = folder.parent / "manifest.json"
+        if not manifest.is_file():
+            logger.warning("%s: no manifest.json beside it, so track.crossfit cannot check that "
+                           "the folds hold different music", folder)
+            continue
+        sources = set(json.loads(manifest.read_text()).get("split", {}).get("train_sources", []))
+        for other, other_sources in seen.items():
+            shared = sources & other_sources
+            if shared:
+                raise ConfigError(f"{folder} and {other}: {len(shared)} source tracks in both "
+                                  f"(e.g. {min(shared)}); track.crossfit needs folds of "
+                                  "different music (make_mixes.py --test-groups the other "
+                                  "fold's packages)")
+        seen[folder] = sources
+
+
+def table(data, networks, fps, recurrence: bool = False):
+    """Stacked rows and labels of many files, and the row count of each; ``networks`` is one
+    embedding, or one per file (``fit_embeddings``)."""
+    if not isinstance(networks, (list, tuple)):
+        networks = [networks] * len(data)
     rows, labels, counts = [], [], []
-    for track in data:
+    for track, network in zip(data, networks):
         X, names = row_features(track.mel, network, fps=fps, recurrence=recurrence)
         rows.append(X)
         labels.append(row_targets(track.times_s, len(X), fps=fps))
@@ -233,10 +302,10 @@ def _mean_f(val_data, activations, cfg, threshold=None) -> float:
 def train_track_detector(cfg, train_data, val_data, log=print):
     """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
     fps = cfg.fps
-    network = fit_embedding(train_data, cfg, log)
-    X, y, counts, names = table(train_data, network, fps, cfg.track.recurrence)
+    networks, network_of_file = fit_embeddings(train_data, cfg, log)
+    X, y, counts, names = table(train_data, network_of_file, fps, cfg.track.recurrence)
     trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
-    detector = TrackChangeDetector(network, trees, fps, context_trees=context_trees,
+    detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
                                    recurrence=cfg.track.recurrence,
                                    sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
     detector.placement = fit_placement(train_data, fps, cfg, log)
