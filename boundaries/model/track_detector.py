@@ -30,6 +30,13 @@ def row_features(mel_db: np.ndarray, network, *, fps: float, recurrence: bool = 
     (``network``: an :class:`embedding.EmbeddingNetwork`); ``recurrence`` adds
     :func:`embedding.recurrence_features` (``track.recurrence``)."""
     X, names = descriptors.compute_descriptors(mel_db, fps=fps)
+    return with_embedding_columns(X, names, mel_db, network, fps=fps, recurrence=recurrence)
+
+
+def with_embedding_columns(X: np.ndarray, names: list, mel_db: np.ndarray, network, *,
+                           fps: float, recurrence: bool = False):
+    """The descriptor rows ``X`` with ``network``'s distance (and recurrence) columns added:
+    the part of :func:`row_features` that differs between cross-fitted embeddings."""
     proj = embedding.position_projections(network, mel_db)
     dist = embedding.embedding_distances(proj, n_out=len(X), out_stride_frames=descriptors.POOL,
                                          windows_s=EMBED_WINDOWS_S, fps=fps)
@@ -109,11 +116,13 @@ class TrackChangeDetector:
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
         # Cross-fitted embeddings: the trees saw each training mix through the one embedding
         # that had not heard it; new music is seen through every one of them, averaged.
-        return np.mean([self._probabilities_through(network, mel_db)
-                        for network in self.networks], axis=0)
+        base, names = descriptors.compute_descriptors(mel_db, fps=self.fps)
+        return np.mean([self.probabilities_of_rows(with_embedding_columns(
+            base, names, mel_db, network, fps=self.fps, recurrence=self.recurrence)[0])
+            for network in self.networks], axis=0)
 
-    def _probabilities_through(self, network, mel_db: np.ndarray) -> np.ndarray:
-        X, _ = row_features(mel_db, network, fps=self.fps, recurrence=self.recurrence)
+    def probabilities_of_rows(self, X: np.ndarray) -> np.ndarray:
+        """The stages after the rows: first-stage trees, then the second stages averaged."""
         probs = boosted.predict_proba(self.trees, X)
         second = []  # the second stages, averaged
         if self.context_trees is not None:
