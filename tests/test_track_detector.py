@@ -245,6 +245,7 @@ def test_crossfit_refuses_folds_that_share_a_source_track(tmp_path):
 
 def test_a_crossfit_detector_trains_saves_and_averages_its_fold_embeddings(tmp_path):
     import train
+    from boundaries.model import boosted
     from boundaries.model.checkpoints import load_model
 
     a, b = _fold_folders(tmp_path, [["pkg1/x.ogg"], ["pkg2/y.ogg"]])
@@ -264,5 +265,7 @@ def test_a_crossfit_detector_trains_saves_and_averages_its_fold_embeddings(tmp_p
     mel = np.random.default_rng(2).standard_normal((cfg.features.n_mels, 2000)).astype(np.float32)
     rows = [track_detector.row_features(mel, n, fps=cfg.fps)[0] for n in model.networks]
     assert not np.allclose(*rows, equal_nan=True)  # the two passes see different distances
-    each = [model.probabilities_of_rows(X) for X in rows]
-    assert np.allclose(model.row_probabilities(mel), np.mean(each, axis=0))
+    assert np.allclose(model.row_probabilities(mel), model.probabilities_of_rows(rows))
+    model.context_trees = model.sequence = None  # the first stage alone: a plain mean
+    first = [boosted.predict_proba(model.trees, X) for X in rows]
+    assert np.allclose(model.row_probabilities(mel), np.mean(first, axis=0))

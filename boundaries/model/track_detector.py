@@ -114,21 +114,23 @@ class TrackChangeDetector:
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
-        # Cross-fitted embeddings: the trees saw each training mix through the one embedding
-        # that had not heard it; new music is seen through every one of them, averaged.
         base, names = descriptors.compute_descriptors(mel_db, fps=self.fps)
-        return np.mean([self.probabilities_of_rows(with_embedding_columns(
-            base, names, mel_db, network, fps=self.fps, recurrence=self.recurrence)[0])
-            for network in self.networks], axis=0)
+        return self.probabilities_of_rows([with_embedding_columns(
+            base, names, mel_db, network, fps=self.fps, recurrence=self.recurrence)[0]
+            for network in self.networks])
 
-    def probabilities_of_rows(self, X: np.ndarray) -> np.ndarray:
-        """The stages after the rows: first-stage trees, then the second stages averaged."""
-        probs = boosted.predict_proba(self.trees, X)
+    def probabilities_of_rows(self, rows: list) -> np.ndarray:
+        """The stages after the rows, from one row matrix per embedding. Cross-fitted
+        embeddings: the trees saw each training mix through the one embedding that had not
+        heard it; new music is seen through every one, and each stage's trees averaged."""
+        probs = np.mean([boosted.predict_proba(self.trees, X) for X in rows], axis=0)
         second = []  # the second stages, averaged
         if self.context_trees is not None:
-            second.append(boosted.predict_proba(self.context_trees, stacked_rows(X, probs)))
-        if self.sequence is not None:
-            second.append(self.sequence.probabilities(probs, X))
+            second.append(np.mean([boosted.predict_proba(self.context_trees,
+                                                         stacked_rows(X, probs))
+                                   for X in rows], axis=0))
+        if self.sequence is not None:  # it reads descriptor columns only: alike in every set
+            second.append(self.sequence.probabilities(probs, rows[0]))
         return np.mean(second, axis=0) if second else probs
 
     def frame_activations(self, mel_db: np.ndarray) -> np.ndarray:
