@@ -186,8 +186,6 @@ class TrackConfig:
         _check(self.embed_width >= 1, "track.embed_width", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
-        _check(not (self.crossfit and self.embedding_from), "track.crossfit",
-               "trains one embedding per fold: leave track.embedding_from empty")
 
 
 @dataclass(frozen=True)

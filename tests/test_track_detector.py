@@ -239,8 +239,6 @@ def test_crossfit_refuses_folds_that_share_a_source_track(tmp_path):
     one = load_config([CONFIGS[1]], overrides=[f"data.train_dir={a}", "track.crossfit=true"])
     with pytest.raises(ConfigError, match="two or more training folders"):
         track_change.crossfit_folds(data, one)
-    with pytest.raises(ConfigError, match="track.crossfit"):
-        load_config([CONFIGS[1]], overrides=["track.crossfit=true", "track.embedding_from=x.pt"])
 
 
 def test_a_crossfit_detector_trains_saves_and_averages_its_fold_embeddings(tmp_path):
@@ -269,3 +267,11 @@ def test_a_crossfit_detector_trains_saves_and_averages_its_fold_embeddings(tmp_p
     model.context_trees = model.sequence = None  # the first stage alone: a plain mean
     first = [boosted.predict_proba(model.trees, X) for X in rows]
     assert np.allclose(model.row_probabilities(mel), np.mean(first, axis=0))
+
+    reuse = [*args[:-1], str(tmp_path / "reuse"),
+             "--set", f"track.embedding_from={run / 'best.pt'}"]
+    assert train.main(reuse) == 0  # both fold embeddings reused, only the trees fitted again
+    again, _, _ = load_model(tmp_path / "reuse" / "best.pt")
+    assert len(again.networks) == 2 and all(
+        np.array_equal(a.state[k], b.state[k])
+        for a, b in zip(again.networks, model.networks) for k in a.state)

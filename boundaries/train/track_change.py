@@ -89,17 +89,7 @@ def _clips_by_file(manifest_path: Path) -> dict:
 
 
 def fit_embedding(train_data, cfg, log=print):
-    if cfg.track.embedding_from:
-        from boundaries.model.checkpoints import load_model
-
-        detector, _, _ = load_model(cfg.track.embedding_from)
-        if not hasattr(detector, "network"):
-            from boundaries.errors import BoundariesError
-
-            raise BoundariesError(f"track.embedding_from={cfg.track.embedding_from}: not a "
-                                  "track-change checkpoint (it holds no embedding)")
-        log(f"embedding: reused from {cfg.track.embedding_from}")
-        return detector.network
+    """A "same track?" embedding trained contrastively on ``train_data``."""
     fps = cfg.fps
     clips = [embedding_features.network_frames(t.mel) for t in train_data]
     spans = embedding_spans(train_data, fps / embedding_features.TIME_POOL,
@@ -112,10 +102,30 @@ def fit_embedding(train_data, cfg, log=print):
     return embedding_features.EmbeddingNetwork.from_module(model)
 
 
+def reused_embeddings(path: str, log=print) -> list:
+    """The embedding(s) of the track-change checkpoint ``path`` (``track.embedding_from``)."""
+    from boundaries.model.checkpoints import load_model
+
+    detector, _, _ = load_model(path)
+    if not hasattr(detector, "networks"):
+        from boundaries.errors import BoundariesError
+
+        raise BoundariesError(f"track.embedding_from={path}: not a track-change checkpoint (it "
+                              "holds no embedding)")
+    log(f"embedding: {len(detector.networks)} reused from {path}")
+    return detector.networks
+
+
 def fit_embeddings(train_data, cfg, log=print):
     """``(networks, network of each training file)``: one embedding for every file, or with
     ``track.crossfit`` one per training folder, trained on the other folders' files, for the
-    files of that folder (so the trees learn from distances as blurred as on new music)."""
+    files of that folder (so the trees learn from distances as blurred as on new music).
+
+    Embeddings reused from a checkpoint (``track.embedding_from``) have heard none of these
+    files, or all of them; with several (a cross-fitted checkpoint) the files take turns."""
+    if cfg.track.embedding_from:
+        networks = reused_embeddings(cfg.track.embedding_from, log)
+        return networks, [networks[i % len(networks)] for i in range(len(train_data))]
     if not cfg.track.crossfit:
         network = fit_embedding(train_data, cfg, log)
         return [network], [network] * len(train_data)
