@@ -135,7 +135,7 @@ def tune_foote(val_data, cfg, fps):
 
 def ablation_detectors(mixes, detector, cfg, splits, log=print):
     """``(name, activations_fn, tuned_cfg)`` for the ablation rows, trained on ``train/`` with
-    the shipped embedding and tuned on ``val/``."""
+    the shipped embedding (a cross-fitted model's first fold's) and tuned on ``val/``."""
     fps = cfg.fps
     train = load_split(mixes / "train", cfg)
     X, y, _, names = track_change.table(train, detector.network, fps, detector.recurrence)

@@ -6,7 +6,8 @@
         [--max-iter 300]
 
 ``rows`` computes every mix's descriptor rows once, with the embedding of ``--checkpoint`` (the
-shipped model by default), into one pickle per folder and split. ``compare`` then fits, from the
+shipped model by default; of a cross-fitted one, its first fold's embedding), into one pickle
+per folder and split. ``compare`` then fits, from the
 training rows, the first stage (out-of-fold on two folds of files, as training does), the
 stacked trees and the sequence stage, with the package's own functions, and prints boundary F at
 +-3 s and +-0.5 s on the validation and test rows (peak threshold and minimum track length tuned

@@ -174,7 +174,9 @@ class TrackConfig:
     # cross-fitted embeddings: each training folder (data.train_dir, data.extra_train_dirs) is one
     # fold of different music; one embedding per fold is trained on the other folds, the trees
     # see each mix through the embedding that never heard it, and detection averages over all
-    # of them (in-sample distances are sharper than on new music; MODEL_CARD.md, sessions 11-12)
+    # of them (in-sample distances are sharper than on new music; configs/track_change_crossfit
+    # .yaml; gained in package-grouped cross-validation, not in its product run: not shipped,
+    # MODEL_CARD.md session 12)
     crossfit: bool = False
 
     def __post_init__(self):

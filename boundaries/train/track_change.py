@@ -7,7 +7,9 @@
    ``manifest.json`` (data_scripts/make_mixes.py) is found, pairs come from the stretches where one
    source track plays alone, and a track that recurs in several mixes gives its two excerpts from
    two of them (other sections, other speeds); without a manifest, from the stretches between
-   annotated boundaries, shrunk by 15 s each side.
+   annotated boundaries, shrunk by 15 s each side. With ``track.crossfit`` each training folder
+   is a fold of other music and gets the embedding trained on the other folds, so the trees
+   below learn from distances as blurred as on new music; detection averages over all of them.
 3. One row per descriptor frame (descriptors + embedding distances), labelled 1 within 1 s of a
    crossover; ``HistGradientBoostingClassifier`` fits them (its own early stopping on 10 % of
    rows). A second stage is fitted on the rows plus +-30 s of the first stage's out-of-fold
