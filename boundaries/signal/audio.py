@@ -75,7 +75,8 @@ class _NativeStderr:
         try:
             sys.stderr.flush()
             saved = os.dup(2)
-        except (OSError, ValueError):  # no descriptor 2 (a detached service): nothing to mute
+        except (OSError, ValueError, AttributeError):  # no descriptor 2 or no sys.stderr (a
+            # detached service, pythonw): nothing to mute
             yield
             return
         if self.sink is None:
