@@ -33,9 +33,9 @@ from second_stages import REPO, annotated_mels, folder_rows, load_row_files, sco
 from threadpoolctl import threadpool_limits
 
 from boundaries.atomic import atomic_path
-from boundaries.model import boosted, embedding_features
+from boundaries.model import embedding_features
 from boundaries.model.checkpoints import load_model
-from boundaries.model.track_detector import row_targets, stacked_rows
+from boundaries.model.track_detector import TrackChangeDetector, combined_probabilities, row_targets
 from boundaries.train import track_change
 
 SHIPPED = REPO / "boundaries/assets/default.pt"
@@ -79,17 +79,18 @@ def fit_and_score(name: str, seed: int, train_paths, val_sets, test_sets) -> Non
     network = track_change.fit_sequence(oof, y, counts, cfg)
     del X, y
 
+    # the fitted stages, scored by the detector's own code; rows come cached, so no embedding
+    detector = TrackChangeDetector(None, trees, cfg.fps, context_trees=context_trees,
+                                   sequence=network)
+
     def stages(row_sets):
         """Each stage's probabilities, averaged over the embeddings' row sets."""
         sets = [load_row_files(s.split(",")) for s in row_sets]
-        first = [np.mean([boosted.predict_proba(trees, s[i][0]) for s in sets], axis=0)
-                 for i in range(len(sets[0]))]
-        stacked = [np.mean([boosted.predict_proba(context_trees, stacked_rows(s[i][0], p))
-                            for s in sets], axis=0) for i, p in enumerate(first)]
-        out = {"first": first, "stacked": stacked}
+        per_mix = [detector.stage_probabilities([s[i][0] for s in sets])
+                   for i in range(len(sets[0]))]
+        out = {stage: [p[stage] for p in per_mix] for stage in per_mix[0]}
         if network is not None:
-            out["sequence"] = [network.probabilities(p) for p in first]
-            out["stacked+sequence"] = [(a + b) / 2 for a, b in zip(stacked, out["sequence"])]
+            out["stacked+sequence"] = [combined_probabilities(p) for p in per_mix]
         return sets[0], out
 
     val, on_val = stages(val_sets)

@@ -89,6 +89,13 @@ def rows_to_frames(row_probs: np.ndarray, n_frames: int) -> np.ndarray:
     return np.interp(np.arange(n_frames), centres, row_probs).astype(np.float32)
 
 
+def combined_probabilities(stages: dict) -> np.ndarray:
+    """What the detector outputs from :meth:`TrackChangeDetector.stage_probabilities`: the
+    second stages averaged, or the first stage when there are none."""
+    second = [stages[k] for k in ("stacked", "sequence") if k in stages]
+    return np.mean(second, axis=0) if second else stages["first"]
+
+
 class TrackChangeDetector:
     """Log-mel -> per-frame crossover probability; what ``boundaries detect`` runs.
 
@@ -120,18 +127,23 @@ class TrackChangeDetector:
             for network in self.networks])
 
     def probabilities_of_rows(self, rows: list) -> np.ndarray:
-        """The stages after the rows, from one row matrix per embedding. Cross-fitted
-        embeddings: the trees saw each training mix through the one embedding that had not
-        heard it; new music is seen through every one, and each stage's trees averaged."""
+        """The stages after the rows, from one row matrix per embedding."""
+        return combined_probabilities(self.stage_probabilities(rows))
+
+    def stage_probabilities(self, rows: list) -> dict:
+        """``{"first", "stacked", "sequence"}``: each stage's probabilities (the second stages
+        when present) from one row matrix per embedding. Cross-fitted embeddings: the trees saw
+        each training mix through the one embedding that had not heard it; new music is seen
+        through every one, and each stage's trees averaged."""
         probs = np.mean([boosted.predict_proba(self.trees, X) for X in rows], axis=0)
-        second = []  # the second stages, averaged
+        stages = {"first": probs}
         if self.context_trees is not None:
-            second.append(np.mean([boosted.predict_proba(self.context_trees,
-                                                         stacked_rows(X, probs))
-                                   for X in rows], axis=0))
+            stages["stacked"] = np.mean([boosted.predict_proba(self.context_trees,
+                                                               stacked_rows(X, probs))
+                                         for X in rows], axis=0)
         if self.sequence is not None:  # it reads descriptor columns only: alike in every set
-            second.append(self.sequence.probabilities(probs, rows[0]))
-        return np.mean(second, axis=0) if second else probs
+            stages["sequence"] = self.sequence.probabilities(probs, rows[0])
+        return stages
 
     def frame_activations(self, mel_db: np.ndarray) -> np.ndarray:
         """``[n_frames]`` float32 in [0, 1]."""
