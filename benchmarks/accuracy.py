@@ -138,14 +138,16 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     the shipped embedding (a cross-fitted model's first fold's) and tuned on ``val/``."""
     fps = cfg.fps
     train = load_split(mixes / "train", cfg)
-    X, y, _, names = track_change.table(train, detector.network, fps, detector.recurrence)
+    X, y, _, names = track_change.table(train, detector.network, fps, detector.recurrence,
+                                        detector.rhythm)
     embed_cols = np.array([n.startswith(("embed@", "recur_")) for n in names])
     rows_cache = {}  # by the identity of a file's log-mel (held by `splits` all along)
 
     def rows_of(mel):
         if id(mel) not in rows_cache:
             rows_cache[id(mel)] = track_detector.row_features(
-                mel, detector.network, fps=fps, recurrence=detector.recurrence)[0]
+                mel, detector.network, fps=fps, recurrence=detector.recurrence,
+                rhythm=detector.rhythm)[0]
         return rows_cache[id(mel)]
 
     out = []

@@ -3,7 +3,7 @@
     python benchmarks/second_stages.py rows --mixes data/mixes2 data/mixes3 data/mixes4 \\
         data/mixes5 --out data/rows
     python benchmarks/second_stages.py compare --rows data/rows [--sequence-steps 2000] \\
-        [--max-iter 300]
+        [--max-iter 300] [--seed 0] [--drop rhythm@]
 
 ``rows`` computes every mix's descriptor rows once, with the embedding of ``--checkpoint`` (the
 shipped model by default; of a cross-fitted one, its first fold's embedding), into one pickle
@@ -13,6 +13,11 @@ stacked trees and the sequence stage, with the package's own functions, and prin
 +-3 s and +-0.5 s on the validation and test rows (peak threshold and minimum track length tuned
 on validation; no placement stage) for: the first stage alone, the stacked trees, the sequence
 stage alone, and the two second stages averaged (what ``track.sequence_steps`` ships).
+
+``rows --rhythm`` adds the rhythm columns (``track.rhythm``) after the descriptors, as training
+does; ``compare --drop rhythm@`` fits without the columns whose names start so, for an ablation
+on the same cached rows; ``--seed`` is ``train.seed`` (held-out rows, the sequence stage's
+initialisation).
 """
 
 import argparse
@@ -39,14 +44,15 @@ REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
 
 
-def cache_rows(mixes, out: Path, checkpoint) -> None:
+def cache_rows(mixes, out: Path, checkpoint, rhythm: bool = False) -> None:
     detector, cfg, _ = load_model(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     for folder in map(Path, mixes):
         for split in SPLITS:
             if not (folder / split).is_dir():
                 continue
-            rows = folder_rows(folder / split, detector.network, cfg, detector.recurrence)
+            rows = folder_rows(folder / split, detector.network, cfg, detector.recurrence,
+                               rhythm or detector.rhythm)
             with open(out / f"{folder.name}_{split}.pkl", "wb") as handle:
                 pickle.dump(rows, handle)
             print(f"{folder / split}: {len(rows)} mixes", flush=True)
@@ -63,11 +69,26 @@ def annotated_mels(folder: Path, cfg):
         yield track, mel, duration_s, read_boundaries(track.annotation_path, duration_s=duration_s)
 
 
-def folder_rows(folder: Path, network, cfg, recurrence: bool) -> list:
+def folder_rows(folder: Path, network, cfg, recurrence: bool, rhythm: bool = False) -> list:
     """``[(rows, crossover times, duration_s)]`` of every annotated mix in ``folder``, with the
     embedding ``network``."""
-    return [(row_features(mel, network, fps=cfg.fps, recurrence=recurrence)[0], times_s,
-             duration_s) for _, mel, duration_s, times_s in annotated_mels(folder, cfg)]
+    return [(row_features(mel, network, fps=cfg.fps, recurrence=recurrence, rhythm=rhythm)[0],
+             times_s, duration_s) for _, mel, duration_s, times_s in annotated_mels(folder, cfg)]
+
+
+def column_names(detector, cfg, n_columns: int) -> list:
+    """The names of cached rows' ``n_columns`` columns (with or without the rhythm ones)."""
+    mel = np.zeros((cfg.features.n_mels, 2000), np.float32)
+    for rhythm in (False, True):
+        names = row_features(mel, detector.network, fps=cfg.fps,
+                             recurrence=detector.recurrence, rhythm=rhythm)[1]
+        if len(names) == n_columns:
+            return names
+    raise ValueError(f"cached rows have {n_columns} columns; this checkpoint's have {len(names)}")
+
+
+def without_columns(rows: list, keep: np.ndarray) -> list:
+    return [(x[:, keep], t, d) for x, t, d in rows]
 
 
 def load_rows(folder: Path, split: str) -> list:
@@ -101,19 +122,25 @@ def scores(rows, row_probs, cfg, tuned=None):
     return float(np.mean(f3)), float(np.mean(f05)), tuned
 
 
-def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int) -> None:
+def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed: int = 0,
+            drop: tuple = ()) -> None:
     detector, cfg, _ = load_model(checkpoint)
     cfg = cfg.replace(track=dataclasses.replace(cfg.track, max_iter=max_iter,
-                                                sequence_steps=sequence_steps))
+                                                sequence_steps=sequence_steps),
+                      train=dataclasses.replace(cfg.train, seed=seed))
     train, val, test = (load_rows(rows_dir, s) for s in SPLITS)
+    names = column_names(detector, cfg, train[0][0].shape[1])
+    keep = np.array([i for i, name in enumerate(names) if not name.startswith(tuple(drop))])
+    if len(keep) < len(names):
+        print(f"dropped {len(names) - len(keep)} columns starting with {', '.join(drop)}")
+        train, val, test = (without_columns(rows, keep) for rows in (train, val, test))
+        names = [names[i] for i in keep]
     X = np.vstack([x for x, _, _ in train])
     y = np.concatenate([row_targets(t, len(x), fps=cfg.fps) for x, t, _ in train])
     counts = [len(x) for x, _, _ in train]
     print(f"{len(train)} training mixes ({len(X)} rows), {len(val)} validation, {len(test)} test",
           flush=True)
     trees, context_trees, oof = track_change.fit_stacked(X, y, counts, cfg)
-    _, names = row_features(np.zeros((cfg.features.n_mels, 2000), np.float32), detector.network,
-                            fps=cfg.fps, recurrence=detector.recurrence)  # the columns' names
     network = track_change.fit_sequence(oof, y, counts, cfg, X=X, names=names)
 
     def stages(rows):
@@ -142,18 +169,23 @@ def main(argv=None) -> int:
     rows = sub.add_parser("rows", help="cache every mix's descriptor rows")
     rows.add_argument("--mixes", nargs="+", required=True, help="make_mixes.py output folders")
     rows.add_argument("--out", required=True)
+    rows.add_argument("--rhythm", action="store_true", help="add the rhythm columns")
     cmp = sub.add_parser("compare", help="fit and score the second stages on cached rows")
     cmp.add_argument("--rows", required=True)
     cmp.add_argument("--sequence-steps", type=int, default=2000)
     cmp.add_argument("--max-iter", type=int, default=300, help="boosting iterations")
+    cmp.add_argument("--seed", type=int, default=0, help="train.seed")
+    cmp.add_argument("--drop", nargs="*", default=[],
+                     help="fit without the columns whose names start with these")
     for p in (rows, cmp):
         p.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
     args = parser.parse_args(argv)
     threadpool_limits(1)
     if args.command == "rows":
-        cache_rows(args.mixes, Path(args.out), args.checkpoint)
+        cache_rows(args.mixes, Path(args.out), args.checkpoint, args.rhythm)
     else:
-        compare(Path(args.rows), args.checkpoint, args.sequence_steps, args.max_iter)
+        compare(Path(args.rows), args.checkpoint, args.sequence_steps, args.max_iter, args.seed,
+                tuple(args.drop))
     return 0
 
 

@@ -165,6 +165,10 @@ class TrackConfig:
     # long-range recurrence features: does the music after a time sound like anything earlier in
     # the file (and before it like anything later)? A new track never played before
     recurrence: bool = False
+    # before/after rhythm: the cosine distance between the onsets' autocorrelation (lags up to
+    # 2 s) left and right of each time over 4-32 s (signal/rhythm.py): a crossover changes the
+    # tempo and groove, a section change rarely does
+    rhythm: bool = False
     # the sequence stage (model/sequence.py): training steps of a dilated CNN over +-1 minute
     # of first-stage probabilities, averaged with the stacked trees; 0 = no sequence stage
     sequence_steps: int = 0

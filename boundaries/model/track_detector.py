@@ -19,18 +19,30 @@ from boundaries.model import embedding_features as embedding
 from boundaries.model.sequence import SequenceNetwork
 from boundaries.signal import descriptors
 from boundaries.signal.filters import running_max
+from boundaries.signal.rhythm import rhythm_distances
 
 EMBED_WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
 TARGET_RADIUS_S = 1.0
 KIND = "track_change"
 
 
-def row_features(mel_db: np.ndarray, network, *, fps: float, recurrence: bool = False):
+def row_features(mel_db: np.ndarray, network, *, fps: float, recurrence: bool = False,
+                 rhythm: bool = False):
     """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``
     (``network``: an :class:`embedding.EmbeddingNetwork`); ``recurrence`` adds
-    :func:`embedding.recurrence_features` (``track.recurrence``)."""
-    X, names = descriptors.compute_descriptors(mel_db, fps=fps)
+    :func:`embedding.recurrence_features` (``track.recurrence``), ``rhythm`` the onsets'
+    before/after periodicity (``track.rhythm``)."""
+    X, names = descriptor_columns(mel_db, fps=fps, rhythm=rhythm)
     return with_embedding_columns(X, names, mel_db, network, fps=fps, recurrence=recurrence)
+
+
+def descriptor_columns(mel_db: np.ndarray, *, fps: float, rhythm: bool = False):
+    """The rows' columns that no embedding touches: :mod:`descriptors`, then :mod:`rhythm`'s."""
+    X, names = descriptors.compute_descriptors(mel_db, fps=fps)
+    if not rhythm:
+        return X, names
+    R, rhythm_names = rhythm_distances(mel_db, fps=fps)
+    return np.hstack([X, R]), names + rhythm_names
 
 
 def with_embedding_columns(X: np.ndarray, names: list, mel_db: np.ndarray, network, *,
@@ -109,19 +121,20 @@ class TrackChangeDetector:
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
-                 recurrence: bool = False, sequence=None):
+                 recurrence: bool = False, sequence=None, rhythm: bool = False):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
         self.sequence = sequence  # the sequence stage (a SequenceNetwork), or None
         self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
+        self.rhythm = rhythm  # the rows hold the rhythm distances (track.rhythm)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
-        base, names = descriptors.compute_descriptors(mel_db, fps=self.fps)
+        base, names = descriptor_columns(mel_db, fps=self.fps, rhythm=self.rhythm)
         return self.probabilities_of_rows([with_embedding_columns(
             base, names, mel_db, network, fps=self.fps, recurrence=self.recurrence)[0]
             for network in self.networks])
@@ -178,7 +191,7 @@ class TrackChangeDetector:
 
     @classmethod
     def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
-                   recurrence: bool = False) -> "TrackChangeDetector":
+                   recurrence: bool = False, rhythm: bool = False) -> "TrackChangeDetector":
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
                    for values in [state["embedding"], *state.get("fold_embeddings", [])]]
@@ -186,7 +199,8 @@ class TrackChangeDetector:
         if "sequence" in state:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         return cls(network, _arrays(state["trees"]), fps,
-                   placement_sigma_s=placement_sigma_s, recurrence=recurrence, **optional)
+                   placement_sigma_s=placement_sigma_s, recurrence=recurrence, rhythm=rhythm,
+                   **optional)
 
 
 def _arrays(values: dict) -> dict:
@@ -196,4 +210,5 @@ def _arrays(values: dict) -> dict:
 def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
     fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
-                                          cfg.track.placement_sigma_s, cfg.track.recurrence)
+                                          cfg.track.placement_sigma_s, cfg.track.recurrence,
+                                          cfg.track.rhythm)

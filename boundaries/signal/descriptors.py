@@ -49,16 +49,18 @@ def pool_frames(x: np.ndarray, pool: int) -> np.ndarray:
 def side_means(x: np.ndarray, width: int):
     """Means of ``x [d, n]`` over ``[t - width, t)`` (left) and ``[t, t + width)`` (right) for
     every t, truncated at the file edges; returns ``(left, right, n_left, n_right)``."""
-    return _side_means(_cumulative(x), width)
+    return side_means_of_sums(cumulative(x), width)
 
 
-def _cumulative(x: np.ndarray) -> np.ndarray:
+def cumulative(x: np.ndarray) -> np.ndarray:
+    """``[d, n + 1]`` float64 running sums of ``x [d, n]`` along time, from 0."""
     csum = np.zeros((x.shape[0], x.shape[1] + 1), dtype=np.float64)
     np.cumsum(x, axis=1, out=csum[:, 1:])
     return csum
 
 
-def _side_means(csum: np.ndarray, width: int):
+def side_means_of_sums(csum: np.ndarray, width: int):
+    """:func:`side_means` from :func:`cumulative`'s sums (taken once for every width)."""
     n = csum.shape[1] - 1
     t = np.arange(n)
     n_left, n_right = t - np.maximum(t - width, 0), np.minimum(t + width, n) - t
@@ -80,10 +82,10 @@ class SideSums:
         scalars = np.vstack([level, flux, z_mel[:LOW_BANDS].mean(axis=0),
                              z_mel[-40:].mean(axis=0)])
         self.mel, self.mel_sq, self.mfcc, self.scalars = (
-            _cumulative(x) for x in (z_mel, z_mel ** 2, mfcc, scalars))
+            cumulative(x) for x in (z_mel, z_mel ** 2, mfcc, scalars))
 
 
-def _cosine_distance(a, b):
+def cosine_distance(a, b):
     num = np.sum(a * b, axis=0)
     den = np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0) + 1e-8
     return 1.0 - num / den
@@ -91,16 +93,16 @@ def _cosine_distance(a, b):
 
 def window_descriptors(sums: SideSums, width: int) -> dict:
     """The before/after distances at one window width (pooled frames)."""
-    left, right, n_left, n_right = _side_means(sums.mel, width)
-    sq_left, sq_right, _, _ = _side_means(sums.mel_sq, width)
+    left, right, n_left, n_right = side_means_of_sums(sums.mel, width)
+    sq_left, sq_right, _, _ = side_means_of_sums(sums.mel_sq, width)
     var = np.maximum(sq_left - left ** 2, 0) + np.maximum(sq_right - right ** 2, 0)
-    mfcc_left, mfcc_right, _, _ = _side_means(sums.mfcc, width)
-    s_left, s_right, _, _ = _side_means(sums.scalars, width)
+    mfcc_left, mfcc_right, _, _ = side_means_of_sums(sums.mfcc, width)
+    s_left, s_right, _, _ = side_means_of_sums(sums.scalars, width)
     diff = left - right
     out = {
         "mel": np.sqrt(np.mean(diff ** 2, axis=0)),
         "mel_t": np.mean(diff ** 2 / (var + 0.1), axis=0),  # a t-statistic-like distance
-        "mfcc": _cosine_distance(mfcc_left, mfcc_right),
+        "mfcc": cosine_distance(mfcc_left, mfcc_right),
         "level": s_left[0] - s_right[0],
         "flux": s_left[1] - s_right[1],
         "bass": s_left[2] - s_right[2],

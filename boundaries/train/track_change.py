@@ -190,14 +190,15 @@ def _refuse_shared_sources(folders) -> None:
         seen[folder] = sources
 
 
-def table(data, networks, fps, recurrence: bool = False):
+def table(data, networks, fps, recurrence: bool = False, rhythm: bool = False):
     """Stacked rows and labels of many files, and the row count of each; ``networks`` is one
     embedding, or one per file (``fit_embeddings``)."""
     if not isinstance(networks, (list, tuple)):
         networks = [networks] * len(data)
     rows, labels, counts = [], [], []
     for track, network in zip(data, networks):
-        X, names = row_features(track.mel, network, fps=fps, recurrence=recurrence)
+        X, names = row_features(track.mel, network, fps=fps, recurrence=recurrence,
+                                rhythm=rhythm)
         rows.append(X)
         labels.append(row_targets(track.times_s, len(X), fps=fps))
         counts.append(len(X))
@@ -315,10 +316,11 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
     fps = cfg.fps
     networks, network_of_file = fit_embeddings(train_data, cfg, log)
-    X, y, counts, names = table(train_data, network_of_file, fps, cfg.track.recurrence)
+    X, y, counts, names = table(train_data, network_of_file, fps, cfg.track.recurrence,
+                                cfg.track.rhythm)
     trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
     detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
-                                   recurrence=cfg.track.recurrence,
+                                   recurrence=cfg.track.recurrence, rhythm=cfg.track.rhythm,
                                    sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
