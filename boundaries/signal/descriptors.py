@@ -124,9 +124,13 @@ def pooled_views(mel_db: np.ndarray, pool: int):
         pooled.std(axis=1, keepdims=True) + 1e-3)
     mfcc = mfcc_from_mel_db(pooled)[1:]
     mfcc = (mfcc - mfcc.mean(axis=1, keepdims=True)) / (mfcc.std(axis=1, keepdims=True) + 1e-6)
-    flux = pool_frames(np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0)
-                       .mean(axis=0, keepdims=True), pool)[0]
+    flux = pool_frames(positive_flux(mel_db)[None], pool)[0]
     return z_mel, mfcc, pooled.mean(axis=0), flux
+
+
+def positive_flux(mel_db: np.ndarray) -> np.ndarray:
+    """``[n_frames]``: the mean over bands of each frame's rise in dB (0 for the first)."""
+    return np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0).mean(axis=0)
 
 
 def compute_descriptors(mel_db: np.ndarray, *, fps: float, pool: int = POOL):

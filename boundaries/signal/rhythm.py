@@ -28,7 +28,7 @@ NAMES = tuple(f"rhythm@{w:g}" for w in WINDOWS_S)
 
 def onset_envelope(mel_db: np.ndarray, fps: float) -> np.ndarray:
     """Mean positive log-mel flux per frame, minus its running mean over ``DETREND_S``."""
-    flux = np.maximum(np.diff(mel_db, axis=1, prepend=mel_db[:, :1]), 0).mean(axis=0)
+    flux = descriptors.positive_flux(mel_db)
     half = max(1, timebase.frames_in(DETREND_S / 2, fps, 1))
     csum = np.concatenate([[0.0], np.cumsum(flux, dtype=np.float64)])
     t = np.arange(len(flux))
