@@ -83,25 +83,10 @@ def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, secon
                seconds + time.perf_counter() - start)
 
 
-def transitions_by_file(folders) -> dict:
-    """Resolved audio path -> its transitions, from every folder's ``manifest.json``."""
-    kinds = {}
-    for mixes in folders:
-        manifest = json.loads((mixes / "manifest.json").read_text())
-        kinds.update({str((mixes / c["file"]).resolve()): c["transitions"]
-                      for c in manifest["clips"]})
-    return kinds
-
-
-def recall_by_kind(kinds: dict, row: Row) -> dict:
-    """Share of crossovers of each kind with an estimate within 0.5 s and 3 s."""
-    found = {}
-    for track, (est, _) in zip(row.data, row.estimates):
-        for transition in kinds[str(Path(track.audio_path).resolve())]:
-            gap = np.min(np.abs(np.asarray(est) - transition["time_s"])) if len(est) else np.inf
-            found.setdefault(transition["kind"], []).append((gap <= 0.5, gap <= 3.0))
-    return {k: (len(v), float(np.mean([a for a, _ in v])), float(np.mean([b for _, b in v])))
-            for k, v in sorted(found.items())}
+def recall_by_kind(row: Row) -> dict:
+    """Kind -> ``(crossovers, recall within 0.5 s, within 3 s)``, from the mixes' manifests."""
+    by_kind = track_change.recall_by_kind(row.data, [est for est, _ in row.estimates])
+    return {k: (r["n"], r["0.5"], r["3.0"]) for k, r in by_kind.items()}
 
 
 def f3_by_length(row: Row) -> dict:
@@ -229,13 +214,13 @@ def main(argv=None) -> int:
                  **{k: 0.0 for k in ("p_0.5", "r_0.5", "f_0.5", "p_3.0", "r_3.0", "f_3.0")},
                  "x_real_time": None})
     rows.sort(key=lambda r: r["split"] != "test")
-    report(rows, test_rows, transitions_by_file(mixes), splits["test"])
+    report(rows, test_rows, splits["test"])
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
 
 
-def report(rows, test_rows, transitions, test_data) -> None:
+def report(rows, test_rows, test_data) -> None:
     print(markdown(rows))
     print("\nx real time: audio seconds per second of compute from the cached log-mel, one thread")
     n_ref = sum(len(t.times_s) for t in test_data)
@@ -249,7 +234,7 @@ def report(rows, test_rows, transitions, test_data) -> None:
         lengths = f3_by_length(row)
         print(f"| {name} | {kb['0.5']['f']:.3f} | {kb['3.0']['f']:.3f} | " +
               " | ".join(f"{f:.3f} ({n})" for n, f in lengths.values()) + " |")
-    kinds = {name: recall_by_kind(transitions, row) for name, (row, _) in test_rows.items()}
+    kinds = {name: recall_by_kind(row) for name, (row, _) in test_rows.items()}
     names = sorted(next(iter(kinds.values())))
     print("\nrecall on test by transition kind, within 0.5 s / 3 s (crossovers; the ones found "
           "within 3 s in brackets: the 75 % target is read on the count, not the rounding)")

@@ -17,11 +17,14 @@ stage alone, and the two second stages averaged (what ``track.sequence_steps`` s
 ``rows --rhythm`` adds the rhythm columns (``track.rhythm``) after the descriptors, as training
 does; ``compare --drop rhythm@`` fits without the columns whose names start so, for an ablation
 on the same cached rows; ``--seed`` is ``train.seed`` (held-out rows, the sequence stage's
-initialisation).
+initialisation); ``compare --kinds data/mixes2 data/mixes5 ...`` (the folders the rows were
+cached from) adds recall within 3 s per transition kind, from their ``manifest.json``, on
+validation and test.
 """
 
 import argparse
 import dataclasses
+import json
 import pickle
 import sys
 from pathlib import Path
@@ -105,30 +108,62 @@ def load_row_files(paths) -> list:
 
 
 def scores(rows, row_probs, cfg, tuned=None):
-    """``(F@3, F@0.5, tuned_cfg)``: threshold and minimum track length tuned on these rows
-    unless ``tuned`` is given; edges as ``boundaries detect`` treats them."""
+    """``(F@3, F@0.5, tuned_cfg, estimates)``: threshold and minimum track length tuned on
+    these rows unless ``tuned`` is given; edges as ``boundaries detect`` treats them."""
     tracks = [SimpleNamespace(times_s=t, duration_s=d) for _, t, d in rows]
     acts = [rows_to_frames(p, int(round(d * cfg.fps)) + 1) for p, (_, _, d) in zip(row_probs,
                                                                                    rows)]
     tuned = tuned or track_change.tune_decoding(tracks, acts, cfg)
-    f3, f05 = [], []
+    f3, f05, estimates = [], [], []
     for track, a in zip(tracks, acts):
         est, _ = inference.decode(a, tuned)
         est = est[(est >= inference.EDGE_S) & (est <= track.duration_s - inference.EDGE_S)]
+        estimates.append(est)
         f3.append(metrics.boundary_scores(track.times_s, est, track.duration_s, 3.0,
                                           trim=cfg.eval.trim)["f"])
         f05.append(metrics.boundary_scores(track.times_s, est, track.duration_s, 0.5,
                                            trim=cfg.eval.trim)["f"])
-    return float(np.mean(f3)), float(np.mean(f05)), tuned
+    return float(np.mean(f3)), float(np.mean(f05)), tuned, estimates
+
+
+def transition_kinds(rows_dir: Path, split: str, mixes, extensions) -> "list | None":
+    """Per cached mix of ``split`` (in :func:`load_rows`' order), the kind of each crossover,
+    from the ``manifest.json`` of the ``mixes`` folder each pickle was cached from (matched by
+    folder name; None when a pickle's folder is not among ``mixes``)."""
+    folders = {Path(m).name: Path(m) for m in mixes}
+    kinds = []
+    for path in sorted(rows_dir.glob(f"*_{split}.pkl")):
+        folder = folders.get(path.name[:-len(f"_{split}.pkl")])
+        if folder is None:
+            return None
+        manifest = json.loads((folder / "manifest.json").read_text())
+        by_file = {(folder / c["file"]).resolve(): c["transitions"] for c in manifest["clips"]}
+        tracks, _ = corpus.discover(folder / split, extensions)
+        kinds += [by_file[Path(t.audio_path).resolve()] for t in tracks]
+    return kinds
+
+
+def recall_by_kind(rows, estimates, kinds) -> dict:
+    """Kind -> ``(crossovers, share with an estimate within 3 s)``."""
+    found = {}
+    for (_, times_s, _), est, transitions in zip(rows, estimates, kinds):
+        if len(transitions) != len(times_s):
+            raise ValueError("cached rows and manifest disagree: cache the rows again")
+        for transition in transitions:
+            gap = np.min(np.abs(est - transition["time_s"])) if len(est) else np.inf
+            found.setdefault(transition["kind"], []).append(gap <= 3.0)
+    return {k: (len(v), float(np.mean(v))) for k, v in sorted(found.items())}
 
 
 def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed: int = 0,
-            drop: tuple = ()) -> None:
+            drop: tuple = (), mixes=()) -> None:
     detector, cfg, _ = load_model(checkpoint)
     cfg = cfg.replace(track=dataclasses.replace(cfg.track, max_iter=max_iter,
                                                 sequence_steps=sequence_steps),
                       train=dataclasses.replace(cfg.train, seed=seed))
     train, val, test = (load_rows(rows_dir, s) for s in SPLITS)
+    kinds = [transition_kinds(rows_dir, s, mixes, cfg.audio.extensions) for s in ("val", "test")]
+    kinds = None if None in kinds else kinds
     names = column_names(detector, cfg, train[0][0].shape[1])
     keep = np.array([i for i, name in enumerate(names) if not name.startswith(tuple(drop))])
     if len(keep) < len(names):
@@ -157,10 +192,26 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed
 
     print("\n| second stage | val F@3 | val F@0.5 | test F@3 | test F@0.5 |\n|---|---|---|---|---|")
     on_test = stages(test)
+    by_kind = {}
     for name, probs in stages(val).items():
-        v3, v05, tuned = scores(val, probs, cfg)
-        t3, t05, _ = scores(test, on_test[name], cfg, tuned)
+        v3, v05, tuned, val_est = scores(val, probs, cfg)
+        t3, t05, _, test_est = scores(test, on_test[name], cfg, tuned)
         print(f"| {name} | {v3:.3f} | {v05:.3f} | {t3:.3f} | {t05:.3f} |", flush=True)
+        if kinds is not None:
+            by_kind[name] = recall_by_kind(val, val_est, kinds[0]), recall_by_kind(
+                test, test_est, kinds[1])
+    if by_kind:
+        print_recall_by_kind(by_kind)
+
+
+def print_recall_by_kind(by_kind: dict) -> None:
+    """Per stage, recall within 3 s per transition kind on validation and test."""
+    names = list(next(iter(by_kind.values()))[0])
+    print("\nrecall within 3 s by transition kind, validation / test\n"
+          "| second stage | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for stage, (on_val, on_test) in by_kind.items():
+        print(f"| {stage} | " + " | ".join(f"{on_val[k][1]:.2f} / {on_test[k][1]:.2f}"
+                                           for k in names) + " |", flush=True)
 
 
 def main(argv=None) -> int:
@@ -177,6 +228,9 @@ def main(argv=None) -> int:
     cmp.add_argument("--seed", type=int, default=0, help="train.seed")
     cmp.add_argument("--drop", nargs="*", default=[],
                      help="fit without the columns whose names start with these")
+    cmp.add_argument("--kinds", nargs="*", default=[], metavar="MIXES",
+                     help="the make_mixes.py folders the rows came from: adds recall per "
+                          "transition kind (from their manifest.json)")
     for p in (rows, cmp):
         p.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
     args = parser.parse_args(argv)
@@ -185,7 +239,7 @@ def main(argv=None) -> int:
         cache_rows(args.mixes, Path(args.out), args.checkpoint, args.rhythm)
     else:
         compare(Path(args.rows), args.checkpoint, args.sequence_steps, args.max_iter, args.seed,
-                tuple(args.drop))
+                tuple(args.drop), args.kinds)
     return 0
 
 

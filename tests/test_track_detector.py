@@ -281,3 +281,22 @@ def test_a_crossfit_detector_trains_saves_and_averages_its_fold_embeddings(tmp_p
     assert len(again.networks) == 2 and all(
         np.array_equal(a.state[k], b.state[k])
         for a, b in zip(again.networks, model.networks) for k in a.state)
+
+
+def test_recall_by_kind_reads_each_mix_manifest_and_skips_files_without_one(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from boundaries.train.track_change import recall_by_kind
+
+    (tmp_path / "val").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps({"clips": [{
+        "file": "val/a.ogg", "transitions": [{"time_s": 10.0, "kind": "cut"},
+                                             {"time_s": 40.0, "kind": "linear"},
+                                             {"time_s": 70.0, "kind": "linear"}]}]}))
+    mixes = [SimpleNamespace(audio_path=tmp_path / "val" / "a.ogg"),
+             SimpleNamespace(audio_path=tmp_path / "elsewhere" / "b.ogg")]
+    by_kind = recall_by_kind(mixes, [np.array([10.2, 42.0, 90.0]), np.array([5.0])])
+    assert by_kind == {"cut": {"n": 1, "0.5": 1.0, "3.0": 1.0},
+                       "linear": {"n": 2, "0.5": 0.0, "3.0": 0.5}}
+    assert recall_by_kind(mixes[1:], [np.array([5.0])]) == {}

@@ -324,14 +324,40 @@ def train_track_detector(cfg, train_data, val_data, log=print):
                                    sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
-    return detector, tuned, tuned_result(detector, val_data, tuned)
+    return detector, tuned, tuned_result(detector, val_data, tuned, log)
 
 
-def tuned_result(detector, val_data, cfg):
-    """Validation scores of a tuned detector, placement included."""
+def tuned_result(detector, val_data, cfg, log=print):
+    """Validation scores of a tuned detector, placement included; with ``recall_by_kind`` where
+    the validation mixes have a make_mixes.py manifest (a shipping decision should see a
+    transition kind that a better mean F hides)."""
     detections = [inference.boundaries_for(detector, t.mel, cfg, "cpu") for t in val_data]
-    return evaluation.score(val_data, [a for a, _, _ in detections], cfg,
-                            estimates=[(times, s) for _, times, s in detections])
+    result = evaluation.score(val_data, [a for a, _, _ in detections], cfg,
+                              estimates=[(times, s) for _, times, s in detections])
+    by_kind = recall_by_kind(val_data, [times for _, times, _ in detections])
+    if by_kind:
+        result["recall_by_kind"] = by_kind
+        log("validation recall within 0.5 s / 3 s by transition kind: " + ", ".join(
+            f"{kind} {r['0.5']:.2f} / {r['3.0']:.2f} ({r['n']})" for kind, r in by_kind.items()))
+    return result
+
+
+def recall_by_kind(data, estimates) -> dict:
+    """Kind -> ``{"n", "0.5", "3.0"}``: how many crossovers of each transition kind the
+    files' manifests (make_mixes.py) list, and the share with an estimate within 0.5 s and 3 s;
+    files without a manifest record are left out ({} when none has one)."""
+    manifests, found = {}, {}
+    for track, est in zip(data, estimates):
+        manifest_path = Path(track.audio_path).parent.parent / "manifest.json"
+        if manifest_path not in manifests:
+            manifests[manifest_path] = _clips_by_file(manifest_path)
+        record = manifests[manifest_path].get(Path(track.audio_path).resolve())
+        for transition in (record or {}).get("transitions", []):
+            gap = np.min(np.abs(np.asarray(est) - transition["time_s"])) if len(est) else np.inf
+            found.setdefault(transition["kind"], []).append((gap <= 0.5, gap <= 3.0))
+    return {kind: {"n": len(hits), "0.5": float(np.mean([a for a, _ in hits])),
+                   "3.0": float(np.mean([b for _, b in hits]))}
+            for kind, hits in sorted(found.items())}
 
 
 def tune_track_detector(detector, val_data, cfg, log=print):
