@@ -124,7 +124,7 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     fps = cfg.fps
     train = load_split(mixes / "train", cfg)
     X, y, _, names = track_change.table(train, detector.network, fps, detector.recurrence,
-                                        detector.rhythm)
+                                        detector.rhythm, detector.rhythm_gap_s)
     embed_cols = np.array([n.startswith(("embed@", "recur_")) for n in names])
     rows_cache = {}  # by the identity of a file's log-mel (held by `splits` all along)
 
@@ -132,7 +132,7 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
         if id(mel) not in rows_cache:
             rows_cache[id(mel)] = track_detector.row_features(
                 mel, detector.network, fps=fps, recurrence=detector.recurrence,
-                rhythm=detector.rhythm)[0]
+                rhythm=detector.rhythm, rhythm_gap_s=detector.rhythm_gap_s)[0]
         return rows_cache[id(mel)]
 
     out = []

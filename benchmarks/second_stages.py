@@ -15,8 +15,9 @@ on validation; no placement stage) for: the first stage alone, the stacked trees
 stage alone, and the two second stages averaged (what ``track.sequence_steps`` ships).
 
 ``rows --rhythm`` adds the rhythm columns (``track.rhythm``) after the descriptors, as training
-does; ``compare --drop rhythm@`` fits without the columns whose names start so, for an ablation
-on the same cached rows; ``--seed`` is ``train.seed`` (held-out rows, the sequence stage's
+does, ``rows --rhythm-gap 8`` the gapped ones too (``track.rhythm_gap_s``; pass the same to
+``compare``); ``compare --drop rhythm@`` fits without the columns whose names start so, for an
+ablation on the same cached rows; ``--seed`` is ``train.seed`` (held-out rows, the sequence stage's
 initialisation); ``compare --kinds data/mixes2 data/mixes5 ...`` (the folders the rows were
 cached from) adds recall within 3 s per transition kind, from their ``manifest.json``, on
 validation and test.
@@ -47,15 +48,18 @@ REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
 
 
-def cache_rows(mixes, out: Path, checkpoint, rhythm: bool = False) -> None:
+def cache_rows(mixes, out: Path, checkpoint, rhythm: bool = False,
+               rhythm_gap_s: float = 0.0) -> None:
     detector, cfg, _ = load_model(checkpoint)
+    rhythm = rhythm or rhythm_gap_s > 0 or detector.rhythm
+    rhythm_gap_s = rhythm_gap_s or detector.rhythm_gap_s
     out.mkdir(parents=True, exist_ok=True)
     for folder in map(Path, mixes):
         for split in SPLITS:
             if not (folder / split).is_dir():
                 continue
             rows = folder_rows(folder / split, detector.network, cfg, detector.recurrence,
-                               rhythm or detector.rhythm)
+                               rhythm, rhythm_gap_s)
             with open(out / f"{folder.name}_{split}.pkl", "wb") as handle:
                 pickle.dump(rows, handle)
             print(f"{folder / split}: {len(rows)} mixes", flush=True)
@@ -72,19 +76,23 @@ def annotated_mels(folder: Path, cfg):
         yield track, mel, duration_s, read_boundaries(track.annotation_path, duration_s=duration_s)
 
 
-def folder_rows(folder: Path, network, cfg, recurrence: bool, rhythm: bool = False) -> list:
+def folder_rows(folder: Path, network, cfg, recurrence: bool, rhythm: bool = False,
+                rhythm_gap_s: float = 0.0) -> list:
     """``[(rows, crossover times, duration_s)]`` of every annotated mix in ``folder``, with the
     embedding ``network``."""
-    return [(row_features(mel, network, fps=cfg.fps, recurrence=recurrence, rhythm=rhythm)[0],
-             times_s, duration_s) for _, mel, duration_s, times_s in annotated_mels(folder, cfg)]
+    return [(row_features(mel, network, fps=cfg.fps, recurrence=recurrence, rhythm=rhythm,
+                          rhythm_gap_s=rhythm_gap_s)[0], times_s, duration_s)
+            for _, mel, duration_s, times_s in annotated_mels(folder, cfg)]
 
 
-def column_names(detector, cfg, n_columns: int) -> list:
-    """The names of cached rows' ``n_columns`` columns (with or without the rhythm ones)."""
+def column_names(detector, cfg, n_columns: int, rhythm_gap_s: float = 0.0) -> list:
+    """The names of cached rows' ``n_columns`` columns (without the rhythm ones, with them, or
+    with the gapped ones too, named by ``rhythm_gap_s`` or the checkpoint's)."""
     mel = np.zeros((cfg.features.n_mels, 2000), np.float32)
-    for rhythm in (False, True):
-        names = row_features(mel, detector.network, fps=cfg.fps,
-                             recurrence=detector.recurrence, rhythm=rhythm)[1]
+    gap_s = rhythm_gap_s or detector.rhythm_gap_s or 1.0
+    for rhythm, gap in ((False, 0.0), (True, 0.0), (True, gap_s)):
+        names = row_features(mel, detector.network, fps=cfg.fps, recurrence=detector.recurrence,
+                             rhythm=rhythm, rhythm_gap_s=gap)[1]
         if len(names) == n_columns:
             return names
     raise ValueError(f"cached rows have {n_columns} columns; this checkpoint's have {len(names)}")
@@ -156,7 +164,7 @@ def recall_by_kind(rows, estimates, kinds) -> dict:
 
 
 def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed: int = 0,
-            drop: tuple = (), mixes=()) -> None:
+            drop: tuple = (), mixes=(), rhythm_gap_s: float = 0.0) -> None:
     detector, cfg, _ = load_model(checkpoint)
     cfg = cfg.replace(track=dataclasses.replace(cfg.track, max_iter=max_iter,
                                                 sequence_steps=sequence_steps),
@@ -164,7 +172,7 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed
     train, val, test = (load_rows(rows_dir, s) for s in SPLITS)
     kinds = [transition_kinds(rows_dir, s, mixes, cfg.audio.extensions) for s in ("val", "test")]
     kinds = None if None in kinds else kinds
-    names = column_names(detector, cfg, train[0][0].shape[1])
+    names = column_names(detector, cfg, train[0][0].shape[1], rhythm_gap_s)
     keep = np.array([i for i, name in enumerate(names) if not name.startswith(tuple(drop))])
     if len(keep) < len(names):
         print(f"dropped {len(names) - len(keep)} columns starting with {', '.join(drop)}")
@@ -233,13 +241,16 @@ def main(argv=None) -> int:
                           "transition kind (from their manifest.json)")
     for p in (rows, cmp):
         p.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
+        p.add_argument("--rhythm-gap", type=float, default=0.0, metavar="S",
+                       help="rows: add the gapped rhythm columns (track.rhythm_gap_s); compare: "
+                            "the gap the rows were cached with (names their columns)")
     args = parser.parse_args(argv)
     threadpool_limits(1)
     if args.command == "rows":
-        cache_rows(args.mixes, Path(args.out), args.checkpoint, args.rhythm)
+        cache_rows(args.mixes, Path(args.out), args.checkpoint, args.rhythm, args.rhythm_gap)
     else:
         compare(Path(args.rows), args.checkpoint, args.sequence_steps, args.max_iter, args.seed,
-                tuple(args.drop), args.kinds)
+                tuple(args.drop), args.kinds, args.rhythm_gap)
     return 0
 
 

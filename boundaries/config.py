@@ -169,6 +169,9 @@ class TrackConfig:
     # 2 s) left and right of each time over 4-32 s (signal/rhythm.py): a crossover changes the
     # tempo and groove, a section change rarely does
     rhythm: bool = False
+    # with track.rhythm: also compare windows that end/start this many seconds from each time,
+    # past the middle of a long crossfade (signal/rhythm.py); 0 = adjacent windows only
+    rhythm_gap_s: float = 0.0
     # the sequence stage (model/sequence.py): training steps of a dilated CNN over +-1 minute
     # of first-stage probabilities, averaged with the stacked trees; 0 = no sequence stage
     sequence_steps: int = 0
@@ -192,6 +195,9 @@ class TrackConfig:
         _check(self.embed_width >= 1, "track.embed_width", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
+        _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
+        _check(self.rhythm or not self.rhythm_gap_s, "track.rhythm_gap_s",
+               "needs track.rhythm: true")
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,12 @@ def test_distances_peak_at_a_change_and_vanish_at_the_edges(rng):
         assert abs(int(np.argmax(column)) - cut / descriptors.POOL) <= 2, name
         assert column[0] == 0 and column[-1] < column.max() / 4, name
     assert names[-1] == "edge_s" and X[0, -1] == 0 and X[-1, -1] == 0
+
+
+def test_gapped_side_means_skip_frames_next_to_each_time():
+    x = np.arange(20, dtype=float)[None]
+    left, right, n_left, n_right = descriptors.side_means_of_sums(descriptors.cumulative(x), 3,
+                                                                  gap=2)
+    assert left[0, 10] == np.mean([5, 6, 7]) and right[0, 10] == np.mean([12, 13, 14])
+    assert n_left[1] == 0 and n_right[18] == 0  # nothing left of t - 2 or right of t + 2
+    assert n_left[3] == 1 and n_right[17] == 1

@@ -57,3 +57,21 @@ def test_no_rhythm_evidence_where_a_side_is_shorter_than_the_longest_lag(rng):
 def test_silence_gives_finite_zeros():
     columns, _ = rhythm.rhythm_distances(np.full((80, 500), -80.0, np.float32), fps=FPS)
     assert np.isfinite(columns).all() and not columns[:, :4].any()
+
+
+def test_gapped_windows_see_past_a_long_crossfade(rng):
+    """120 BPM alone until 40 s, both tempi together for 20 s, then 95 BPM alone: in the middle
+    of the overlap the adjacent 8-s windows both hear the mixture, windows 10 s away do not."""
+    beats = np.concatenate([np.arange(0, 60, 0.5), np.arange(40.1, 100, 60 / 95)])
+    columns, names = rhythm.rhythm_distances(_clicks(rng, 100, beats), fps=FPS, gap_s=10.0)
+    assert columns.shape[1] == 16 and names[4:8] == ["rhythm_gap10@4", "rhythm_gap10@8",
+                                                     "rhythm_gap10@16", "rhythm_gap10@32"]
+    middle = np.argmin(np.abs(_row_times(len(columns)) - 50))
+    adjacent, gapped = columns[middle, names.index("rhythm@8")], columns[
+        middle, names.index("rhythm_gap10@8")]
+    assert gapped > 3 * adjacent
+    # the adjacent columns are the ones without a gap
+    plain, _ = rhythm.rhythm_distances(_clicks(np.random.default_rng(1), 30, beats), fps=FPS)
+    again, _ = rhythm.rhythm_distances(_clicks(np.random.default_rng(1), 30, beats), fps=FPS,
+                                       gap_s=2.0)
+    np.testing.assert_array_equal(plain[:, :4], again[:, :4])

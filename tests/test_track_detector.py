@@ -40,7 +40,8 @@ def trained(tmp_path_factory):
     run = tmp / "run"
     args = [*CONFIGS, *sets(tmp, tmp / "train", **{
         "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
-        "track.recurrence": True, "track.rhythm": True, "track.sequence_steps": 3,
+        "track.recurrence": True, "track.rhythm": True, "track.rhythm_gap_s": 8.0,
+        "track.sequence_steps": 3,
         "track.sequence_descriptors": True}),
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
@@ -56,12 +57,14 @@ def test_a_recurrence_and_rhythm_checkpoint_keeps_its_feature_set(trained):
     _, run = trained
     model, cfg, _ = load_model(run / "best.pt")
     assert cfg.track.recurrence and model.recurrence and cfg.track.rhythm and model.rhythm
+    assert cfg.track.rhythm_gap_s == model.rhythm_gap_s == 8.0
     mel = np.random.default_rng(0).standard_normal((cfg.features.n_mels, 3000)).astype(np.float32)
     from boundaries.model.track_detector import row_features
 
-    X, names = row_features(mel, model.network, fps=cfg.fps, recurrence=True, rhythm=True)
+    X, names = row_features(mel, model.network, fps=cfg.fps, recurrence=True, rhythm=True,
+                            rhythm_gap_s=8.0)
     assert names[-4:] == list(RECURRENCE_NAMES) and X.shape[1] == len(names)
-    assert set(RHYTHM_NAMES) <= set(names)
+    assert set(RHYTHM_NAMES) <= set(names) and "rhythm_gap8@32/median" in names
     assert int(np.max(model.trees["feature"])) < X.shape[1]
     # the sequence stage standardised every descriptor column it was trained on: the rhythm
     # ones too, so rows without them would not fit it

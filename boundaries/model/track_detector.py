@@ -27,21 +27,22 @@ KIND = "track_change"
 
 
 def row_features(mel_db: np.ndarray, network, *, fps: float, recurrence: bool = False,
-                 rhythm: bool = False):
+                 rhythm: bool = False, rhythm_gap_s: float = 0.0):
     """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``
     (``network``: an :class:`embedding.EmbeddingNetwork`); ``recurrence`` adds
     :func:`embedding.recurrence_features` (``track.recurrence``), ``rhythm`` the onsets'
-    before/after periodicity (``track.rhythm``)."""
-    X, names = descriptor_columns(mel_db, fps=fps, rhythm=rhythm)
+    before/after periodicity (``track.rhythm``, ``track.rhythm_gap_s``)."""
+    X, names = descriptor_columns(mel_db, fps=fps, rhythm=rhythm, rhythm_gap_s=rhythm_gap_s)
     return with_embedding_columns(X, names, mel_db, network, fps=fps, recurrence=recurrence)
 
 
-def descriptor_columns(mel_db: np.ndarray, *, fps: float, rhythm: bool = False):
+def descriptor_columns(mel_db: np.ndarray, *, fps: float, rhythm: bool = False,
+                       rhythm_gap_s: float = 0.0):
     """The rows' columns that no embedding touches: :mod:`descriptors`, then :mod:`rhythm`'s."""
     X, names = descriptors.compute_descriptors(mel_db, fps=fps)
     if not rhythm:
         return X, names
-    R, rhythm_names = rhythm_distances(mel_db, fps=fps)
+    R, rhythm_names = rhythm_distances(mel_db, fps=fps, gap_s=rhythm_gap_s)
     return np.hstack([X, R]), names + rhythm_names
 
 
@@ -121,20 +122,23 @@ class TrackChangeDetector:
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
-                 recurrence: bool = False, sequence=None, rhythm: bool = False):
+                 recurrence: bool = False, sequence=None, rhythm: bool = False,
+                 rhythm_gap_s: float = 0.0):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
         self.sequence = sequence  # the sequence stage (a SequenceNetwork), or None
         self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
         self.rhythm = rhythm  # the rows hold the rhythm distances (track.rhythm)
+        self.rhythm_gap_s = rhythm_gap_s  # and the gapped ones (track.rhythm_gap_s)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
-        base, names = descriptor_columns(mel_db, fps=self.fps, rhythm=self.rhythm)
+        base, names = descriptor_columns(mel_db, fps=self.fps, rhythm=self.rhythm,
+                                         rhythm_gap_s=self.rhythm_gap_s)
         return self.probabilities_of_rows([with_embedding_columns(
             base, names, mel_db, network, fps=self.fps, recurrence=self.recurrence)[0]
             for network in self.networks])
@@ -191,7 +195,8 @@ class TrackChangeDetector:
 
     @classmethod
     def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
-                   recurrence: bool = False, rhythm: bool = False) -> "TrackChangeDetector":
+                   recurrence: bool = False, rhythm: bool = False,
+                   rhythm_gap_s: float = 0.0) -> "TrackChangeDetector":
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
                    for values in [state["embedding"], *state.get("fold_embeddings", [])]]
@@ -200,6 +205,7 @@ class TrackChangeDetector:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         return cls(network, _arrays(state["trees"]), fps,
                    placement_sigma_s=placement_sigma_s, recurrence=recurrence, rhythm=rhythm,
+                   rhythm_gap_s=rhythm_gap_s,
                    **optional)
 
 
@@ -211,4 +217,4 @@ def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
     fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
                                           cfg.track.placement_sigma_s, cfg.track.recurrence,
-                                          cfg.track.rhythm)
+                                          cfg.track.rhythm, cfg.track.rhythm_gap_s)

@@ -59,8 +59,12 @@ def cumulative(x: np.ndarray) -> np.ndarray:
     return csum
 
 
-def side_means_of_sums(csum: np.ndarray, width: int):
-    """:func:`side_means` from :func:`cumulative`'s sums (taken once for every width)."""
+def side_means_of_sums(csum: np.ndarray, width: int, gap: int = 0):
+    """:func:`side_means` from :func:`cumulative`'s sums (taken once for every width); with a
+    ``gap``, the left window ends ``gap`` frames before t and the right one starts ``gap`` after
+    it (empty, with counts 0, where that lies beyond the file)."""
+    if gap > 0:
+        return _gapped(*side_means_of_sums(csum, width), gap)
     n = csum.shape[1] - 1
     t = np.arange(n)
     n_left, n_right = t - np.maximum(t - width, 0), np.minimum(t + width, n) - t
@@ -72,6 +76,17 @@ def side_means_of_sums(csum: np.ndarray, width: int):
     right[:, :n - w] = csum[:, w:n] - csum[:, :n - w]
     right[:, n - w:] = csum[:, n:] - csum[:, n - w:n]
     return left / np.maximum(n_left, 1), right / np.maximum(n_right, 1), n_left, n_right
+
+
+def _gapped(left, right, n_left, n_right, gap: int):
+    """Side means moved ``gap`` frames away from t: the left ones later, the right ones earlier."""
+    n = left.shape[1]
+    g = min(gap, n)
+    moved = [np.zeros_like(left), np.zeros_like(right), np.zeros(n, dtype=n_left.dtype),
+             np.zeros(n, dtype=n_right.dtype)]
+    moved[0][:, g:], moved[2][g:] = left[:, :n - g], n_left[:n - g]
+    moved[1][:, :n - g], moved[3][:n - g] = right[:, g:], n_right[g:]
+    return tuple(moved)
 
 
 class SideSums:

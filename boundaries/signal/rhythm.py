@@ -53,21 +53,34 @@ def lagged_products(onsets: np.ndarray, fps: float, pool: int) -> np.ndarray:
     return out
 
 
-def rhythm_distances(mel_db: np.ndarray, *, fps: float, pool: int = descriptors.POOL):
+def rhythm_distances(mel_db: np.ndarray, *, fps: float, pool: int = descriptors.POOL,
+                     gap_s: float = 0.0):
     """``(columns [n_rows, 2 * len(WINDOWS_S)], names)``: for each window, the cosine distance
     between the onsets' autocorrelation left and right of each pooled row (0 where one side is
     shorter than the longest lag, or both sides are silent: no periodicity to compare), then
-    each divided by its median over the file (as :mod:`descriptors` does)."""
+    each divided by its median over the file (as :mod:`descriptors` does).
+
+    ``gap_s`` > 0 adds the same distances between windows that end ``gap_s`` before the row and
+    start ``gap_s`` after it (``rhythm_gap{gap_s}@{window}``, twice as many columns): in the
+    middle of a long crossfade both adjacent windows hear the two tracks at once, while windows
+    past the overlap hear each alone."""
     products = lagged_products(onset_envelope(mel_db, fps), fps, pool)
     sums = descriptors.cumulative(products)
-    shortest_side = timebase.frames_in(MAX_LAG_S, fps / pool, 1)
-    columns = []
-    for window_s in WINDOWS_S:
-        width = timebase.frames_in(window_s, fps / pool, 1)
-        left, right, n_left, n_right = descriptors.side_means_of_sums(sums, width)
-        distance = descriptors.cosine_distance(left, right)
-        silent = (np.abs(left).max(axis=0) < SILENT) & (np.abs(right).max(axis=0) < SILENT)
-        distance[(n_left < shortest_side) | (n_right < shortest_side) | silent] = 0.0
-        columns.append(distance)
-    values, names = descriptors.relative_to_median(np.vstack(columns), list(NAMES))
+    columns, names = [], []
+    gaps = [0] + ([timebase.frames_in(gap_s, fps / pool, 1)] if gap_s > 0 else [])
+    for gap in gaps:
+        for window_s, name in zip(WINDOWS_S, NAMES):
+            width = timebase.frames_in(window_s, fps / pool, 1)
+            columns.append(_side_distance(sums, width, gap, fps / pool))
+            names.append(name if gap == 0 else name.replace("@", f"_gap{gap_s:g}@"))
+    values, names = descriptors.relative_to_median(np.vstack(columns), names)
     return values.T.astype(np.float32), names
+
+
+def _side_distance(sums: np.ndarray, width: int, gap: int, rows_per_s: float) -> np.ndarray:
+    left, right, n_left, n_right = descriptors.side_means_of_sums(sums, width, gap)
+    distance = descriptors.cosine_distance(left, right)
+    silent = (np.abs(left).max(axis=0) < SILENT) & (np.abs(right).max(axis=0) < SILENT)
+    shortest_side = timebase.frames_in(MAX_LAG_S, rows_per_s, 1)
+    distance[(n_left < shortest_side) | (n_right < shortest_side) | silent] = 0.0
+    return distance

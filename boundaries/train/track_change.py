@@ -190,7 +190,8 @@ def _refuse_shared_sources(folders) -> None:
         seen[folder] = sources
 
 
-def table(data, networks, fps, recurrence: bool = False, rhythm: bool = False):
+def table(data, networks, fps, recurrence: bool = False, rhythm: bool = False,
+          rhythm_gap_s: float = 0.0):
     """Stacked rows and labels of many files, and the row count of each; ``networks`` is one
     embedding, or one per file (``fit_embeddings``)."""
     if not isinstance(networks, (list, tuple)):
@@ -198,7 +199,7 @@ def table(data, networks, fps, recurrence: bool = False, rhythm: bool = False):
     rows, labels, counts = [], [], []
     for track, network in zip(data, networks):
         X, names = row_features(track.mel, network, fps=fps, recurrence=recurrence,
-                                rhythm=rhythm)
+                                rhythm=rhythm, rhythm_gap_s=rhythm_gap_s)
         rows.append(X)
         labels.append(row_targets(track.times_s, len(X), fps=fps))
         counts.append(len(X))
@@ -317,10 +318,11 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     fps = cfg.fps
     networks, network_of_file = fit_embeddings(train_data, cfg, log)
     X, y, counts, names = table(train_data, network_of_file, fps, cfg.track.recurrence,
-                                cfg.track.rhythm)
+                                cfg.track.rhythm, cfg.track.rhythm_gap_s)
     trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
     detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
                                    recurrence=cfg.track.recurrence, rhythm=cfg.track.rhythm,
+                                   rhythm_gap_s=cfg.track.rhythm_gap_s,
                                    sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
