@@ -123,8 +123,7 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     the shipped embedding (a cross-fitted model's first fold's) and tuned on ``val/``."""
     fps = cfg.fps
     train = load_split(mixes / "train", cfg)
-    X, y, _, names = track_change.table(train, detector.network, fps, detector.recurrence,
-                                        detector.rhythm, detector.rhythm_gap_s)
+    X, y, _, names = track_change.table(train, detector.network, cfg)
     embed_cols = np.array([n.startswith(("embed@", "recur_")) for n in names])
     rows_cache = {}  # by the identity of a file's log-mel (held by `splits` all along)
 

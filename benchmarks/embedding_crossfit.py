@@ -73,7 +73,8 @@ def fit_and_score(name: str, seed: int, train_paths, val_sets, test_sets) -> Non
     cfg = cfg.replace(train=dataclasses.replace(cfg.train, seed=seed))
     train = load_row_files(train_paths)
     X = np.vstack([x for x, _, _ in train])
-    y = np.concatenate([row_targets(t, len(x), fps=cfg.fps) for x, t, _ in train])
+    y = np.concatenate([row_targets(t, len(x), fps=cfg.fps, radius_s=cfg.track.target_radius_s)
+                        for x, t, _ in train])
     counts = [len(x) for x, _, _ in train]
     trees, context_trees, oof = track_change.fit_stacked(X, y, counts, cfg)
     network = track_change.fit_sequence(oof, y, counts, cfg)

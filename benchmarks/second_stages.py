@@ -164,10 +164,13 @@ def recall_by_kind(rows, estimates, kinds) -> dict:
 
 
 def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed: int = 0,
-            drop: tuple = (), mixes=(), rhythm_gap_s: float = 0.0) -> None:
+            drop: tuple = (), mixes=(), rhythm_gap_s: float = 0.0,
+            target_radius_s: "float | None" = None) -> None:
     detector, cfg, _ = load_model(checkpoint)
     cfg = cfg.replace(track=dataclasses.replace(cfg.track, max_iter=max_iter,
-                                                sequence_steps=sequence_steps),
+                                                sequence_steps=sequence_steps,
+                                                target_radius_s=target_radius_s
+                                                or cfg.track.target_radius_s),
                       train=dataclasses.replace(cfg.train, seed=seed))
     train, val, test = (load_rows(rows_dir, s) for s in SPLITS)
     kinds = [transition_kinds(rows_dir, s, mixes, cfg.audio.extensions) for s in ("val", "test")]
@@ -179,7 +182,8 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed
         train, val, test = (without_columns(rows, keep) for rows in (train, val, test))
         names = [names[i] for i in keep]
     X = np.vstack([x for x, _, _ in train])
-    y = np.concatenate([row_targets(t, len(x), fps=cfg.fps) for x, t, _ in train])
+    y = np.concatenate([row_targets(t, len(x), fps=cfg.fps, radius_s=cfg.track.target_radius_s)
+                        for x, t, _ in train])
     counts = [len(x) for x, _, _ in train]
     print(f"{len(train)} training mixes ({len(X)} rows), {len(val)} validation, {len(test)} test",
           flush=True)
@@ -236,6 +240,9 @@ def main(argv=None) -> int:
     cmp.add_argument("--seed", type=int, default=0, help="train.seed")
     cmp.add_argument("--drop", nargs="*", default=[],
                      help="fit without the columns whose names start with these")
+    cmp.add_argument("--target-radius", type=float, metavar="S",
+                     help="label rows within S seconds of a crossover (track.target_radius_s; "
+                          "the checkpoint's by default)")
     cmp.add_argument("--kinds", nargs="*", default=[], metavar="MIXES",
                      help="the make_mixes.py folders the rows came from: adds recall per "
                           "transition kind (from their manifest.json)")
@@ -250,7 +257,7 @@ def main(argv=None) -> int:
         cache_rows(args.mixes, Path(args.out), args.checkpoint, args.rhythm, args.rhythm_gap)
     else:
         compare(Path(args.rows), args.checkpoint, args.sequence_steps, args.max_iter, args.seed,
-                tuple(args.drop), args.kinds, args.rhythm_gap)
+                tuple(args.drop), args.kinds, args.rhythm_gap, args.target_radius)
     return 0
 
 

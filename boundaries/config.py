@@ -154,6 +154,8 @@ class TrackConfig:
     # a track-change checkpoint whose embedding is reused instead of trained (fits only the
     # trees: minutes instead of half an hour, e.g. on your own mixes)
     embedding_from: str = ""
+    # the first stage's rows are labelled 1 within this many seconds of a crossover
+    target_radius_s: float = 1.0
     max_iter: int = 300  # boosting iterations (early stopping on a held-out 10 % of rows)
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
@@ -196,6 +198,7 @@ class TrackConfig:
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
         _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
+        _check(self.target_radius_s > 0, "track.target_radius_s", "must be > 0")
         _check(self.rhythm or not self.rhythm_gap_s, "track.rhythm_gap_s",
                "needs track.rhythm: true")
 

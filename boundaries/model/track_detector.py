@@ -3,7 +3,7 @@
 For every descriptor frame (~4.3 per second) it builds one row: the multi-scale before/after
 descriptors of :mod:`descriptors` and the left-vs-right embedding distances of :mod:`embedding`
 (each also divided by its file median); gradient-boosted trees (:mod:`boosted`) turn the row into
-P(a crossover within ``TARGET_RADIUS_S``). A second set of trees sees that probability over
+P(a crossover within ``track.target_radius_s``). A second set of trees sees that probability over
 +-30 s around each frame (stacking, Wolpert 1992; fitted on out-of-fold probabilities): whether
 this is the strongest change of its neighbourhood, which a single row cannot know; with a
 sequence stage (:mod:`sequence`: a dilated CNN over +-1 minute of those probabilities), the two
@@ -22,7 +22,6 @@ from boundaries.signal.filters import running_max
 from boundaries.signal.rhythm import rhythm_distances
 
 EMBED_WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
-TARGET_RADIUS_S = 1.0
 KIND = "track_change"
 
 
@@ -63,7 +62,7 @@ def with_embedding_columns(X: np.ndarray, names: list, mel_db: np.ndarray, netwo
     return np.hstack(columns).astype(np.float32), names
 
 
-def row_targets(times_s, n_rows: int, *, fps: float, radius_s: float = TARGET_RADIUS_S):
+def row_targets(times_s, n_rows: int, *, fps: float, radius_s: float = 1.0):
     """1 for descriptor frames whose centre lies within ``radius_s`` of a crossover, else 0."""
     centres_s = descriptors.row_centres(n_rows) / fps
     labels = np.zeros(n_rows, dtype=np.int8)

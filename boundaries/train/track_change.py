@@ -190,18 +190,20 @@ def _refuse_shared_sources(folders) -> None:
         seen[folder] = sources
 
 
-def table(data, networks, fps, recurrence: bool = False, rhythm: bool = False,
-          rhythm_gap_s: float = 0.0):
-    """Stacked rows and labels of many files, and the row count of each; ``networks`` is one
-    embedding, or one per file (``fit_embeddings``)."""
+def table(data, networks, cfg):
+    """Stacked rows and labels of many files, and the row count of each, with the columns and
+    label radius of ``cfg.track``; ``networks`` is one embedding, or one per file
+    (``fit_embeddings``)."""
     if not isinstance(networks, (list, tuple)):
         networks = [networks] * len(data)
+    t = cfg.track
     rows, labels, counts = [], [], []
     for track, network in zip(data, networks):
-        X, names = row_features(track.mel, network, fps=fps, recurrence=recurrence,
-                                rhythm=rhythm, rhythm_gap_s=rhythm_gap_s)
+        X, names = row_features(track.mel, network, fps=cfg.fps, recurrence=t.recurrence,
+                                rhythm=t.rhythm, rhythm_gap_s=t.rhythm_gap_s)
         rows.append(X)
-        labels.append(row_targets(track.times_s, len(X), fps=fps))
+        labels.append(row_targets(track.times_s, len(X), fps=cfg.fps,
+                                  radius_s=t.target_radius_s))
         counts.append(len(X))
     return np.vstack(rows), np.concatenate(labels), counts, names
 
@@ -317,8 +319,7 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
     fps = cfg.fps
     networks, network_of_file = fit_embeddings(train_data, cfg, log)
-    X, y, counts, names = table(train_data, network_of_file, fps, cfg.track.recurrence,
-                                cfg.track.rhythm, cfg.track.rhythm_gap_s)
+    X, y, counts, names = table(train_data, network_of_file, cfg)
     trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
     detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
                                    recurrence=cfg.track.recurrence, rhythm=cfg.track.rhythm,
