@@ -85,7 +85,7 @@ def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, secon
 
 def recall_by_kind(row: Row) -> dict:
     """Kind -> ``(crossovers, recall within 0.5 s, within 3 s)``, from the mixes' manifests."""
-    by_kind = track_change.recall_by_kind(row.data, [est for est, _ in row.estimates])
+    by_kind = evaluation.recall_by_kind(row.data, [est for est, _ in row.estimates])
     return {k: (r["n"], r["0.5"], r["3.0"]) for k, r in by_kind.items()}
 
 

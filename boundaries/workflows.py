@@ -79,6 +79,9 @@ def evaluate(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=No
     result = evaluation.score(data, [r.activations for r in results], detector.cfg,
                               peak_threshold=threshold,
                               estimates=[(r.boundaries_s, r.strengths) for r in results])
+    by_kind = evaluation.recall_by_kind(data, [r.boundaries_s for r in results])
+    if by_kind:
+        result["recall_by_kind"] = by_kind
     result.update(checkpoint=str(checkpoint), model_id=detector.model_id,
                   config=detector.cfg.to_dict(), skipped_files=skipped)
     if out_dir:

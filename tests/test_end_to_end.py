@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, SUBPROCESS_ENV, sets, train_tiny, write_corpus
+from conftest import CONFIGS, STEP_BOUNDARIES, SUBPROCESS_ENV, sets, train_tiny, write_corpus
 
 import evaluate
 import train
@@ -84,6 +84,30 @@ def test_detect_mirrors_the_input_tree(trained):
     assert (out / "a" / "b" / "x.boundaries.txt").exists()
     assert np.load(out / "a" / "x.activations.npy").shape == (1 + 8 * 22050 // 512,)
     assert (out / "a" / "x.boundaries.png").stat().st_size > 1000
+
+
+def test_evaluate_reports_recall_by_transition_kind_for_make_mixes_folders(trained, capsys):
+    """A make_mixes.py folder (manifest.json above the split folder) gets recall per kind in the
+    table and the JSON; each file's estimates are checked against the manifest's times."""
+    tmp, _, run = trained
+    held_out = write_corpus(tmp / "mixes" / "val", n=2, seed=12)
+    kinds = ("cut", "linear", "gap")
+    (tmp / "mixes" / "manifest.json").write_text(json.dumps({"clips": [
+        {"file": f"val/track_{i}.wav",
+         "transitions": [{"time_s": t, "kind": kinds[j]} for j, t in enumerate(STEP_BOUNDARIES)]}
+        for i in range(2)]}))
+    js = tmp / "mixes_eval.json"
+    assert evaluate.main(["--checkpoint", str(run / "best.pt"), "--data", str(held_out),
+                          "--json", str(js)]) == 0
+    assert "by transition kind" in capsys.readouterr().out
+    result = json.loads(js.read_text())
+    estimates = [np.asarray(f["estimates_s"]) for f in sorted(result["per_file"],
+                                                                key=lambda f: f["file"])]
+    assert sorted(result["recall_by_kind"]) == sorted(kinds)
+    for kind, time_s in zip(kinds, STEP_BOUNDARIES):
+        gaps = [np.min(np.abs(e - time_s)) if len(e) else np.inf for e in estimates]
+        assert result["recall_by_kind"][kind] == {
+            "n": 2, "0.5": np.mean(np.array(gaps) <= 0.5), "3.0": np.mean(np.array(gaps) <= 3.0)}
 
 
 def test_evaluate_prints_table_and_writes_json(trained, capsys):

@@ -290,7 +290,7 @@ def test_recall_by_kind_reads_each_mix_manifest_and_skips_files_without_one(tmp_
     import json
     from types import SimpleNamespace
 
-    from boundaries.train.track_change import recall_by_kind
+    from boundaries.score.evaluation import recall_by_kind
 
     (tmp_path / "val").mkdir()
     (tmp_path / "manifest.json").write_text(json.dumps({"clips": [{

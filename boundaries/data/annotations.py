@@ -219,6 +219,26 @@ def find_annotation(audio_path):
     return None
 
 
+def mix_records(audio_paths) -> list:
+    """The make_mixes.py manifest record of each file (which source plays where, each
+    transition's time and kind), read from ``manifest.json`` one folder above the file's split
+    folder; None for a file no manifest lists."""
+    manifests, records = {}, []
+    for audio_path in map(Path, audio_paths):
+        manifest_path = audio_path.parent.parent / "manifest.json"
+        if manifest_path not in manifests:
+            manifests[manifest_path] = _clips_by_file(manifest_path)
+        records.append(manifests[manifest_path].get(audio_path.resolve()))
+    return records
+
+
+def _clips_by_file(manifest_path: Path) -> dict:
+    if not manifest_path.is_file():
+        return {}
+    manifest = json.loads(manifest_path.read_text())
+    return {(manifest_path.parent / c["file"]).resolve(): c for c in manifest.get("clips", [])}
+
+
 def format_boundaries(times_s, fmt: str, duration_s=None, strengths=None, extra=None) -> str:
     """Text of a boundary file in ``fmt`` (txt, lab, jams or json); see :func:`write_boundaries`."""
     times = [float(t) for t in np.asarray(times_s, dtype=np.float64)]

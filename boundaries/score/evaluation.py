@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries.data import labels
+from boundaries.data import annotations, labels
 from boundaries.detection import inference
 from boundaries.errors import printable
 from boundaries.score import metrics
@@ -157,6 +157,25 @@ def tune_frame_threshold(data, activations, cfg) -> float:
     return float(FRAME_THRESHOLDS[int(np.argmax(f1s))])
 
 
+def recall_by_kind(data, estimates) -> dict:
+    """Kind -> ``{"n", "0.5", "3.0"}``: how many crossovers of each transition kind the files'
+    make_mixes.py manifests list, and the share with an estimate (one array of times per file)
+    within 0.5 s and 3 s; files no manifest lists are left out ({} when none is listed)."""
+    found = {}
+    for record, est in zip(annotations.mix_records(t.audio_path for t in data), estimates):
+        for transition in (record or {}).get("transitions", []):
+            gap = np.min(np.abs(np.asarray(est) - transition["time_s"])) if len(est) else np.inf
+            found.setdefault(transition["kind"], []).append((gap <= 0.5, gap <= 3.0))
+    return {kind: {"n": len(hits), "0.5": float(np.mean([a for a, _ in hits])),
+                   "3.0": float(np.mean([b for _, b in hits]))}
+            for kind, hits in sorted(found.items())}
+
+
+def format_recall_by_kind(by_kind: dict) -> str:
+    return "recall within 0.5 s / 3 s by transition kind (crossovers): " + ", ".join(
+        f"{kind} {r['0.5']:.2f} / {r['3.0']:.2f} ({r['n']})" for kind, r in by_kind.items())
+
+
 def format_table(result: dict) -> str:
     """A plain-text table: one row per file, then the mean, the micro totals and the naive model."""
     windows = list(result["boundary"])
@@ -185,6 +204,8 @@ def format_table(result: dict) -> str:
         lines.append(f"+-{w} s: mean P {result['boundary'][w]['precision']:.3f} R "
                      f"{result['boundary'][w]['recall']:.3f} F {result['boundary'][w]['f']:.3f} | "
                      f"micro {m['hits']} hits of {m['n_ref']} boundaries, {m['n_est']} detections")
+    if result.get("recall_by_kind"):
+        lines.append(format_recall_by_kind(result["recall_by_kind"]))
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from boundaries.data import annotations
 from boundaries.detection import inference, placement
 from boundaries.model import boosted, embedding, embedding_features, sequence, track_detector
 from boundaries.model.track_detector import TrackChangeDetector, row_features, row_targets
@@ -55,14 +56,8 @@ def embedding_spans(data, fps_net: float, positives: str = "track") -> list:
     folder supports; the shipped model was trained this way, see MODEL_CARD.md)."""
     if positives == "stretch":
         return [_spans_between_boundaries(track, fps_net) for track in data]
-    manifests = {}
     spans = []
-    for track in data:
-        folder = Path(track.audio_path).parent
-        manifest_path = folder.parent / "manifest.json"
-        if manifest_path not in manifests:
-            manifests[manifest_path] = _clips_by_file(manifest_path)
-        record = manifests[manifest_path].get(Path(track.audio_path).resolve())
+    for track, record in zip(data, annotations.mix_records(t.audio_path for t in data)):
         if record is not None:
             spans.append(embedding.solo_spans(record, fps_net))
         else:
@@ -81,13 +76,6 @@ def _spans_between_boundaries(track, fps_net: float) -> list:
         spans.append((f"{track.audio_path}#{i}", str(track.audio_path), int(lo * fps_net),
                       int(hi * fps_net)))
     return spans
-
-
-def _clips_by_file(manifest_path: Path) -> dict:
-    if not manifest_path.is_file():
-        return {}
-    manifest = json.loads(manifest_path.read_text())
-    return {(manifest_path.parent / c["file"]).resolve(): c for c in manifest.get("clips", [])}
 
 
 def fit_embedding(train_data, cfg, log=print):
@@ -337,30 +325,11 @@ def tuned_result(detector, val_data, cfg, log=print):
     detections = [inference.boundaries_for(detector, t.mel, cfg, "cpu") for t in val_data]
     result = evaluation.score(val_data, [a for a, _, _ in detections], cfg,
                               estimates=[(times, s) for _, times, s in detections])
-    by_kind = recall_by_kind(val_data, [times for _, times, _ in detections])
+    by_kind = evaluation.recall_by_kind(val_data, [times for _, times, _ in detections])
     if by_kind:
         result["recall_by_kind"] = by_kind
-        log("validation recall within 0.5 s / 3 s by transition kind: " + ", ".join(
-            f"{kind} {r['0.5']:.2f} / {r['3.0']:.2f} ({r['n']})" for kind, r in by_kind.items()))
+        log("validation " + evaluation.format_recall_by_kind(by_kind))
     return result
-
-
-def recall_by_kind(data, estimates) -> dict:
-    """Kind -> ``{"n", "0.5", "3.0"}``: how many crossovers of each transition kind the
-    files' manifests (make_mixes.py) list, and the share with an estimate within 0.5 s and 3 s;
-    files without a manifest record are left out ({} when none has one)."""
-    manifests, found = {}, {}
-    for track, est in zip(data, estimates):
-        manifest_path = Path(track.audio_path).parent.parent / "manifest.json"
-        if manifest_path not in manifests:
-            manifests[manifest_path] = _clips_by_file(manifest_path)
-        record = manifests[manifest_path].get(Path(track.audio_path).resolve())
-        for transition in (record or {}).get("transitions", []):
-            gap = np.min(np.abs(np.asarray(est) - transition["time_s"])) if len(est) else np.inf
-            found.setdefault(transition["kind"], []).append((gap <= 0.5, gap <= 3.0))
-    return {kind: {"n": len(hits), "0.5": float(np.mean([a for a, _ in hits])),
-                   "3.0": float(np.mean([b for _, b in hits]))}
-            for kind, hits in sorted(found.items())}
 
 
 def tune_track_detector(detector, val_data, cfg, log=print):
