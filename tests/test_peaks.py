@@ -107,7 +107,7 @@ def test_same_peaks_as_librosa_peak_pick(rng, subtract_local_mean):
     and smooth bumps."""
     import librosa
 
-    from boundaries.detection.peaks import _local_mean
+    from boundaries.signal.filters import running_mean
 
     fps, threshold, w, before, after, wait = 10.0, 0.05, 5, 40, 20, 30
     signals = [rng.random(700), np.round(rng.random(700) * 4) / 4,
@@ -121,7 +121,7 @@ def test_same_peaks_as_librosa_peak_pick(rng, subtract_local_mean):
         idx = (librosa.util.peak_pick(x, pre_avg=before, post_avg=after + 1, delta=threshold, **kw)
                if subtract_local_mean else
                librosa.util.peak_pick(x, pre_avg=0, post_avg=1, delta=0.0, **kw))
-        expected = x[idx] - (_local_mean(x, idx, before, after) if subtract_local_mean else 0)
+        expected = x[idx] - (running_mean(x, before, after)[idx] if subtract_local_mean else 0)
         np.testing.assert_array_equal(np.round(times * fps).astype(int), idx[expected > threshold])
 
 

@@ -11,7 +11,7 @@ start-up (issue 16).
 import numpy as np
 
 from boundaries.signal import timebase
-from boundaries.signal.filters import running_max
+from boundaries.signal.filters import running_max, running_mean
 
 ROUNDING = 1e-9  # far below any meaningful activation difference, far above float64 error
 
@@ -53,7 +53,7 @@ def pick_peaks(activations, *, fps: float, threshold: float, max_window_s: float
     before, after = timebase.frames_in(avg_before_s, fps), timebase.frames_in(avg_after_s, fps, 1)
     wait = max(w, timebase.frames_in(min_distance_s, fps))
     candidates = x == running_max(x, w, w, fill=-np.inf)
-    means = _local_mean(x, np.arange(len(x)), before, after) if subtract_local_mean else 0.0
+    means = running_mean(x, before, after) if subtract_local_mean else 0.0
     if subtract_local_mean:  # librosa's kernel takes delta as float32 and keeps x >= mean + delta
         candidates &= x >= means + np.float32(threshold)
     idx = _greedy_apart(np.flatnonzero(candidates), wait)
@@ -72,13 +72,6 @@ def _greedy_apart(candidates: np.ndarray, wait: int) -> np.ndarray:
             kept.append(i)
             last = i
     return np.array(kept, dtype=np.intp)
-
-
-def _local_mean(x, idx, before, after):
-    csum = np.concatenate([[0.0], np.cumsum(x)])
-    lo = np.maximum(idx - before, 0)
-    hi = np.minimum(idx + after + 1, len(x))
-    return (csum[hi] - csum[lo]) / (hi - lo)
 
 
 def best_k_peaks(activations, *, fps: float, k: int, min_distance_s: float,

@@ -16,7 +16,7 @@ free of librosa (issue 16).
 
 import numpy as np
 
-from boundaries.signal import descriptors, timebase
+from boundaries.signal import descriptors, filters, timebase
 
 WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
 MAX_LAG_S = 2.0  # a beat at 30 BPM, or a bar at 120
@@ -30,10 +30,7 @@ def onset_envelope(mel_db: np.ndarray, fps: float) -> np.ndarray:
     """Mean positive log-mel flux per frame, minus its running mean over ``DETREND_S``."""
     flux = descriptors.positive_flux(mel_db)
     half = max(1, timebase.frames_in(DETREND_S / 2, fps, 1))
-    csum = np.concatenate([[0.0], np.cumsum(flux, dtype=np.float64)])
-    t = np.arange(len(flux))
-    lo, hi = np.maximum(t - half, 0), np.minimum(t + half + 1, len(flux))
-    return flux - (csum[hi] - csum[lo]) / (hi - lo)
+    return flux - filters.running_mean(flux, half, half)
 
 
 def lagged_products(onsets: np.ndarray, fps: float, pool: int) -> np.ndarray:
