@@ -130,8 +130,7 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     def rows_of(mel):
         if id(mel) not in rows_cache:
             rows_cache[id(mel)] = track_detector.row_features(
-                mel, detector.network, fps=fps, recurrence=detector.recurrence,
-                rhythm=detector.rhythm, rhythm_gap_s=detector.rhythm_gap_s)[0]
+                mel, detector.network, fps=fps, columns=detector.columns)[0]
         return rows_cache[id(mel)]
 
     out = []

@@ -62,7 +62,7 @@ def cache_fold_rows(embedding: str, folder: Path, out: Path) -> None:
     if embedding != "shipped":
         with np.load(embedding) as state:
             network = embedding_features.EmbeddingNetwork(dict(state), cfg.features.n_mels)
-    rows = folder_rows(folder, network, cfg, detector.recurrence)
+    rows = folder_rows(folder, network, cfg, detector.columns)
     with atomic_path(out) as tmp, open(tmp, "wb") as handle:
         pickle.dump(rows, handle)
     print(f"{out}: {len(rows)} mixes", flush=True)

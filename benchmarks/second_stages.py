@@ -39,7 +39,13 @@ from boundaries.data.annotations import read_boundaries
 from boundaries.detection import inference
 from boundaries.model import boosted
 from boundaries.model.checkpoints import load_model
-from boundaries.model.track_detector import row_features, row_targets, rows_to_frames, stacked_rows
+from boundaries.model.track_detector import (
+    RowColumns,
+    row_features,
+    row_targets,
+    rows_to_frames,
+    stacked_rows,
+)
 from boundaries.score import metrics
 from boundaries.signal.features import FeatureCache
 from boundaries.train import track_change
@@ -51,15 +57,15 @@ SPLITS = ("train", "val", "test")
 def cache_rows(mixes, out: Path, checkpoint, rhythm: bool = False,
                rhythm_gap_s: float = 0.0) -> None:
     detector, cfg, _ = load_model(checkpoint)
-    rhythm = rhythm or rhythm_gap_s > 0 or detector.rhythm
-    rhythm_gap_s = rhythm_gap_s or detector.rhythm_gap_s
+    own = detector.columns
+    columns = RowColumns(own.recurrence, rhythm or rhythm_gap_s > 0 or own.rhythm,
+                         rhythm_gap_s or own.rhythm_gap_s)
     out.mkdir(parents=True, exist_ok=True)
     for folder in map(Path, mixes):
         for split in SPLITS:
             if not (folder / split).is_dir():
                 continue
-            rows = folder_rows(folder / split, detector.network, cfg, detector.recurrence,
-                               rhythm, rhythm_gap_s)
+            rows = folder_rows(folder / split, detector.network, cfg, columns)
             with open(out / f"{folder.name}_{split}.pkl", "wb") as handle:
                 pickle.dump(rows, handle)
             print(f"{folder / split}: {len(rows)} mixes", flush=True)
@@ -76,12 +82,10 @@ def annotated_mels(folder: Path, cfg):
         yield track, mel, duration_s, read_boundaries(track.annotation_path, duration_s=duration_s)
 
 
-def folder_rows(folder: Path, network, cfg, recurrence: bool, rhythm: bool = False,
-                rhythm_gap_s: float = 0.0) -> list:
+def folder_rows(folder: Path, network, cfg, columns: RowColumns) -> list:
     """``[(rows, crossover times, duration_s)]`` of every annotated mix in ``folder``, with the
     embedding ``network``."""
-    return [(row_features(mel, network, fps=cfg.fps, recurrence=recurrence, rhythm=rhythm,
-                          rhythm_gap_s=rhythm_gap_s)[0], times_s, duration_s)
+    return [(row_features(mel, network, fps=cfg.fps, columns=columns)[0], times_s, duration_s)
             for _, mel, duration_s, times_s in annotated_mels(folder, cfg)]
 
 
@@ -89,10 +93,11 @@ def column_names(detector, cfg, n_columns: int, rhythm_gap_s: float = 0.0) -> li
     """The names of cached rows' ``n_columns`` columns (without the rhythm ones, with them, or
     with the gapped ones too, named by ``rhythm_gap_s`` or the checkpoint's)."""
     mel = np.zeros((cfg.features.n_mels, 2000), np.float32)
-    gap_s = rhythm_gap_s or detector.rhythm_gap_s or 1.0
+    gap_s = rhythm_gap_s or detector.columns.rhythm_gap_s or 1.0
+    recurrence = detector.columns.recurrence
     for rhythm, gap in ((False, 0.0), (True, 0.0), (True, gap_s)):
-        names = row_features(mel, detector.network, fps=cfg.fps, recurrence=detector.recurrence,
-                             rhythm=rhythm, rhythm_gap_s=gap)[1]
+        names = row_features(mel, detector.network, fps=cfg.fps,
+                             columns=RowColumns(recurrence, rhythm, gap))[1]
         if len(names) == n_columns:
             return names
     raise ValueError(f"cached rows have {n_columns} columns; this checkpoint's have {len(names)}")

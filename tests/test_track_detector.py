@@ -52,17 +52,18 @@ def test_a_recurrence_and_rhythm_checkpoint_keeps_its_feature_set(trained):
     from boundaries.model.checkpoints import load_model
     from boundaries.model.embedding_features import RECURRENCE_NAMES
     from boundaries.model.sequence import descriptor_columns
+    from boundaries.model.track_detector import RowColumns
     from boundaries.signal.rhythm import NAMES as RHYTHM_NAMES
 
     _, run = trained
     model, cfg, _ = load_model(run / "best.pt")
-    assert cfg.track.recurrence and model.recurrence and cfg.track.rhythm and model.rhythm
-    assert cfg.track.rhythm_gap_s == model.rhythm_gap_s == 8.0
+    assert model.columns == RowColumns(recurrence=True, rhythm=True, rhythm_gap_s=8.0)
+    assert model.columns == RowColumns.of(cfg.track)
     mel = np.random.default_rng(0).standard_normal((cfg.features.n_mels, 3000)).astype(np.float32)
     from boundaries.model.track_detector import row_features
 
-    X, names = row_features(mel, model.network, fps=cfg.fps, recurrence=True, rhythm=True,
-                            rhythm_gap_s=8.0)
+    X, names = row_features(mel, model.network, fps=cfg.fps,
+                            columns=RowColumns(recurrence=True, rhythm=True, rhythm_gap_s=8.0))
     assert names[-4:] == list(RECURRENCE_NAMES) and X.shape[1] == len(names)
     assert set(RHYTHM_NAMES) <= set(names) and "rhythm_gap8@32/median" in names
     assert int(np.max(model.trees["feature"])) < X.shape[1]

@@ -12,6 +12,8 @@ package's peak picking, metrics and outputs like any other activation; the place
 (:mod:`placement`) then moves each peak to its instant.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from boundaries.model import boosted
@@ -25,28 +27,40 @@ EMBED_WINDOWS_S = (4.0, 8.0, 16.0, 32.0)
 KIND = "track_change"
 
 
-def row_features(mel_db: np.ndarray, network, *, fps: float, recurrence: bool = False,
-                 rhythm: bool = False, rhythm_gap_s: float = 0.0):
+@dataclass(frozen=True)
+class RowColumns:
+    """The optional columns of the rows, as ``cfg.track`` sets them (a checkpoint's config says
+    which its trees were fitted on): ``recurrence`` adds :func:`embedding.recurrence_features`,
+    ``rhythm`` the onsets' before/after periodicity, ``rhythm_gap_s`` its gapped windows too."""
+
+    recurrence: bool = False
+    rhythm: bool = False
+    rhythm_gap_s: float = 0.0
+
+    @classmethod
+    def of(cls, track_cfg) -> "RowColumns":
+        return cls(track_cfg.recurrence, track_cfg.rhythm, track_cfg.rhythm_gap_s)
+
+
+def row_features(mel_db: np.ndarray, network, *, fps: float,
+                 columns: RowColumns = RowColumns()):
     """``(X [n_rows, n_features], names)`` for one file's log-mel ``[n_mels, n_frames]``
-    (``network``: an :class:`embedding.EmbeddingNetwork`); ``recurrence`` adds
-    :func:`embedding.recurrence_features` (``track.recurrence``), ``rhythm`` the onsets'
-    before/after periodicity (``track.rhythm``, ``track.rhythm_gap_s``)."""
-    X, names = descriptor_columns(mel_db, fps=fps, rhythm=rhythm, rhythm_gap_s=rhythm_gap_s)
-    return with_embedding_columns(X, names, mel_db, network, fps=fps, recurrence=recurrence)
+    (``network``: an :class:`embedding.EmbeddingNetwork`)."""
+    X, names = descriptor_columns(mel_db, fps=fps, columns=columns)
+    return with_embedding_columns(X, names, mel_db, network, fps=fps, columns=columns)
 
 
-def descriptor_columns(mel_db: np.ndarray, *, fps: float, rhythm: bool = False,
-                       rhythm_gap_s: float = 0.0):
+def descriptor_columns(mel_db: np.ndarray, *, fps: float, columns: RowColumns = RowColumns()):
     """The rows' columns that no embedding touches: :mod:`descriptors`, then :mod:`rhythm`'s."""
     X, names = descriptors.compute_descriptors(mel_db, fps=fps)
-    if not rhythm:
+    if not columns.rhythm:
         return X, names
-    R, rhythm_names = rhythm_distances(mel_db, fps=fps, gap_s=rhythm_gap_s)
+    R, rhythm_names = rhythm_distances(mel_db, fps=fps, gap_s=columns.rhythm_gap_s)
     return np.hstack([X, R]), names + rhythm_names
 
 
 def with_embedding_columns(X: np.ndarray, names: list, mel_db: np.ndarray, network, *,
-                           fps: float, recurrence: bool = False):
+                           fps: float, columns: RowColumns = RowColumns()):
     """The descriptor rows ``X`` with ``network``'s distance (and recurrence) columns added:
     the part of :func:`row_features` that differs between cross-fitted embeddings."""
     proj = embedding.position_projections(network, mel_db)
@@ -54,12 +68,12 @@ def with_embedding_columns(X: np.ndarray, names: list, mel_db: np.ndarray, netwo
                                          windows_s=EMBED_WINDOWS_S, fps=fps)
     dist_names = [f"embed@{w:g}" for w in EMBED_WINDOWS_S]
     dist, dist_names = descriptors.relative_to_median(dist.T, dist_names)
-    columns, names = [X, dist.T], names + dist_names
-    if recurrence:
-        columns.append(embedding.recurrence_features(
+    blocks, names = [X, dist.T], names + dist_names
+    if columns.recurrence:
+        blocks.append(embedding.recurrence_features(
             proj, n_out=len(X), out_stride_frames=descriptors.POOL, fps=fps))
         names += list(embedding.RECURRENCE_NAMES)
-    return np.hstack(columns).astype(np.float32), names
+    return np.hstack(blocks).astype(np.float32), names
 
 
 def row_targets(times_s, n_rows: int, *, fps: float, radius_s: float = 1.0):
@@ -121,25 +135,21 @@ class TrackChangeDetector:
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
-                 recurrence: bool = False, sequence=None, rhythm: bool = False,
-                 rhythm_gap_s: float = 0.0):
+                 columns: RowColumns = RowColumns(), sequence=None):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
         self.sequence = sequence  # the sequence stage (a SequenceNetwork), or None
-        self.recurrence = recurrence  # the rows hold the recurrence features (track.recurrence)
-        self.rhythm = rhythm  # the rows hold the rhythm distances (track.rhythm)
-        self.rhythm_gap_s = rhythm_gap_s  # and the gapped ones (track.rhythm_gap_s)
+        self.columns = columns  # the rows' optional columns (cfg.track)
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
-        base, names = descriptor_columns(mel_db, fps=self.fps, rhythm=self.rhythm,
-                                         rhythm_gap_s=self.rhythm_gap_s)
+        base, names = descriptor_columns(mel_db, fps=self.fps, columns=self.columns)
         return self.probabilities_of_rows([with_embedding_columns(
-            base, names, mel_db, network, fps=self.fps, recurrence=self.recurrence)[0]
+            base, names, mel_db, network, fps=self.fps, columns=self.columns)[0]
             for network in self.networks])
 
     def probabilities_of_rows(self, rows: list) -> np.ndarray:
@@ -194,8 +204,7 @@ class TrackChangeDetector:
 
     @classmethod
     def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
-                   recurrence: bool = False, rhythm: bool = False,
-                   rhythm_gap_s: float = 0.0) -> "TrackChangeDetector":
+                   columns: RowColumns = RowColumns()) -> "TrackChangeDetector":
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
                    for values in [state["embedding"], *state.get("fold_embeddings", [])]]
@@ -203,9 +212,7 @@ class TrackChangeDetector:
         if "sequence" in state:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         return cls(network, _arrays(state["trees"]), fps,
-                   placement_sigma_s=placement_sigma_s, recurrence=recurrence, rhythm=rhythm,
-                   rhythm_gap_s=rhythm_gap_s,
-                   **optional)
+                   placement_sigma_s=placement_sigma_s, columns=columns, **optional)
 
 
 def _arrays(values: dict) -> dict:
@@ -215,5 +222,5 @@ def _arrays(values: dict) -> dict:
 def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
     fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
-                                          cfg.track.placement_sigma_s, cfg.track.recurrence,
-                                          cfg.track.rhythm, cfg.track.rhythm_gap_s)
+                                          cfg.track.placement_sigma_s,
+                                          RowColumns.of(cfg.track))

@@ -35,7 +35,12 @@ import numpy as np
 from boundaries.data import annotations
 from boundaries.detection import inference, placement
 from boundaries.model import boosted, embedding, embedding_features, sequence, track_detector
-from boundaries.model.track_detector import TrackChangeDetector, row_features, row_targets
+from boundaries.model.track_detector import (
+    RowColumns,
+    TrackChangeDetector,
+    row_features,
+    row_targets,
+)
 from boundaries.score import evaluation, metrics
 
 logger = logging.getLogger(__name__)
@@ -184,14 +189,13 @@ def table(data, networks, cfg):
     (``fit_embeddings``)."""
     if not isinstance(networks, (list, tuple)):
         networks = [networks] * len(data)
-    t = cfg.track
+    columns = RowColumns.of(cfg.track)
     rows, labels, counts = [], [], []
     for track, network in zip(data, networks):
-        X, names = row_features(track.mel, network, fps=cfg.fps, recurrence=t.recurrence,
-                                rhythm=t.rhythm, rhythm_gap_s=t.rhythm_gap_s)
+        X, names = row_features(track.mel, network, fps=cfg.fps, columns=columns)
         rows.append(X)
         labels.append(row_targets(track.times_s, len(X), fps=cfg.fps,
-                                  radius_s=t.target_radius_s))
+                                  radius_s=cfg.track.target_radius_s))
         counts.append(len(X))
     return np.vstack(rows), np.concatenate(labels), counts, names
 
@@ -310,8 +314,7 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     X, y, counts, names = table(train_data, network_of_file, cfg)
     trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
     detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
-                                   recurrence=cfg.track.recurrence, rhythm=cfg.track.rhythm,
-                                   rhythm_gap_s=cfg.track.rhythm_gap_s,
+                                   columns=RowColumns.of(cfg.track),
                                    sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
     detector.placement = fit_placement(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
