@@ -25,7 +25,6 @@ validation and test.
 
 import argparse
 import dataclasses
-import json
 import pickle
 import sys
 from pathlib import Path
@@ -46,7 +45,7 @@ from boundaries.model.track_detector import (
     rows_to_frames,
     stacked_rows,
 )
-from boundaries.score import metrics
+from boundaries.score import evaluation, metrics
 from boundaries.signal.features import FeatureCache
 from boundaries.train import track_change
 
@@ -139,33 +138,18 @@ def scores(rows, row_probs, cfg, tuned=None):
     return float(np.mean(f3)), float(np.mean(f05)), tuned, estimates
 
 
-def transition_kinds(rows_dir: Path, split: str, mixes, extensions) -> "list | None":
-    """Per cached mix of ``split`` (in :func:`load_rows`' order), the kind of each crossover,
-    from the ``manifest.json`` of the ``mixes`` folder each pickle was cached from (matched by
-    folder name; None when a pickle's folder is not among ``mixes``)."""
+def mix_paths(rows_dir: Path, split: str, mixes, extensions) -> "list | None":
+    """The audio path of each cached mix of ``split`` (in :func:`load_rows`' order), found in the
+    ``mixes`` folder each pickle was cached from (matched by folder name; None when a pickle's
+    folder is not among ``mixes``): what recall per transition kind reads the manifests by."""
     folders = {Path(m).name: Path(m) for m in mixes}
-    kinds = []
+    paths = []
     for path in sorted(rows_dir.glob(f"*_{split}.pkl")):
         folder = folders.get(path.name[:-len(f"_{split}.pkl")])
         if folder is None:
             return None
-        manifest = json.loads((folder / "manifest.json").read_text())
-        by_file = {(folder / c["file"]).resolve(): c["transitions"] for c in manifest["clips"]}
-        tracks, _ = corpus.discover(folder / split, extensions)
-        kinds += [by_file[Path(t.audio_path).resolve()] for t in tracks]
-    return kinds
-
-
-def recall_by_kind(rows, estimates, kinds) -> dict:
-    """Kind -> ``(crossovers, share with an estimate within 3 s)``."""
-    found = {}
-    for (_, times_s, _), est, transitions in zip(rows, estimates, kinds):
-        if len(transitions) != len(times_s):
-            raise ValueError("cached rows and manifest disagree: cache the rows again")
-        for transition in transitions:
-            gap = np.min(np.abs(est - transition["time_s"])) if len(est) else np.inf
-            found.setdefault(transition["kind"], []).append(gap <= 3.0)
-    return {k: (len(v), float(np.mean(v))) for k, v in sorted(found.items())}
+        paths += [t.audio_path for t in corpus.discover(folder / split, extensions)[0]]
+    return paths
 
 
 def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed: int = 0,
@@ -178,8 +162,9 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed
                                                 or cfg.track.target_radius_s),
                       train=dataclasses.replace(cfg.train, seed=seed))
     train, val, test = (load_rows(rows_dir, s) for s in SPLITS)
-    kinds = [transition_kinds(rows_dir, s, mixes, cfg.audio.extensions) for s in ("val", "test")]
-    kinds = None if None in kinds else kinds
+    paths = [mix_paths(rows_dir, s, mixes, cfg.audio.extensions) for s in ("val", "test")]
+    paths = None if None in paths else [[SimpleNamespace(audio_path=p) for p in split_paths]
+                                        for split_paths in paths]
     names = column_names(detector, cfg, train[0][0].shape[1], rhythm_gap_s)
     keep = np.array([i for i, name in enumerate(names) if not name.startswith(tuple(drop))])
     if len(keep) < len(names):
@@ -214,9 +199,9 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed
         v3, v05, tuned, val_est = scores(val, probs, cfg)
         t3, t05, _, test_est = scores(test, on_test[name], cfg, tuned)
         print(f"| {name} | {v3:.3f} | {v05:.3f} | {t3:.3f} | {t05:.3f} |", flush=True)
-        if kinds is not None:
-            by_kind[name] = recall_by_kind(val, val_est, kinds[0]), recall_by_kind(
-                test, test_est, kinds[1])
+        if paths is not None:
+            by_kind[name] = (evaluation.recall_by_kind(paths[0], val_est),
+                             evaluation.recall_by_kind(paths[1], test_est))
     if by_kind:
         print_recall_by_kind(by_kind)
 
@@ -227,7 +212,7 @@ def print_recall_by_kind(by_kind: dict) -> None:
     print("\nrecall within 3 s by transition kind, validation / test\n"
           "| second stage | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
     for stage, (on_val, on_test) in by_kind.items():
-        print(f"| {stage} | " + " | ".join(f"{on_val[k][1]:.2f} / {on_test[k][1]:.2f}"
+        print(f"| {stage} | " + " | ".join(f"{on_val[k]['3.0']:.2f} / {on_test[k]['3.0']:.2f}"
                                            for k in names) + " |", flush=True)
 
 
