@@ -33,7 +33,7 @@ from types import SimpleNamespace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from boundaries.data import corpus
+from boundaries.data import annotations, corpus
 from boundaries.data.annotations import read_boundaries
 from boundaries.detection import inference
 from boundaries.model import boosted
@@ -152,6 +152,17 @@ def mix_paths(rows_dir: Path, split: str, mixes, extensions) -> "list | None":
     return paths
 
 
+def check_rows_match(rows, mixes) -> None:
+    """Refuse cached rows whose crossovers are not those of the manifests they will be scored
+    by (a mix folder rebuilt after its rows were cached)."""
+    records = annotations.mix_records(m.audio_path for m in mixes)
+    for (_, times_s, _), record, mix in zip(rows, records, mixes):
+        listed = sorted(t["time_s"] for t in (record or {}).get("transitions", []))
+        if len(listed) != len(times_s) or not np.allclose(listed, times_s, atol=0.01):
+            raise SystemExit(f"error: {mix.audio_path}: its cached rows and its manifest list "
+                             "different crossovers; cache the rows again (second_stages.py rows)")
+
+
 def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed: int = 0,
             drop: tuple = (), mixes=(), rhythm_gap_s: float = 0.0,
             target_radius_s: "float | None" = None) -> None:
@@ -165,6 +176,9 @@ def compare(rows_dir: Path, checkpoint, sequence_steps: int, max_iter: int, seed
     paths = [mix_paths(rows_dir, s, mixes, cfg.audio.extensions) for s in ("val", "test")]
     paths = None if None in paths else [[SimpleNamespace(audio_path=p) for p in split_paths]
                                         for split_paths in paths]
+    if paths is not None:
+        for rows, mixes_of_split in zip((val, test), paths):
+            check_rows_match(rows, mixes_of_split)
     names = column_names(detector, cfg, train[0][0].shape[1], rhythm_gap_s)
     keep = np.array([i for i, name in enumerate(names) if not name.startswith(tuple(drop))])
     if len(keep) < len(names):
