@@ -156,8 +156,13 @@ def _format_of(name: str) -> str:
 
 def strength_meaning(settings: dict) -> str:
     """What a boundary's strength is under these decoding settings (written beside it)."""
-    if settings.get("peaks", {}).get("subtract_local_mean", True):
+    peaks = settings.get("peaks", {})
+    if peaks.get("subtract_local_mean", True):
         return "the activation at the boundary minus its local mean: not a probability"
+    if peaks.get("smooth_s", 0.0) > 0:
+        return (f"the detector's activation averaged over +-{peaks['smooth_s']:g} s of where the "
+                "boundary was found: its mean probability there that a crossover lies within a "
+                "second")
     return ("the detector's activation at the boundary: its probability that a crossover lies "
             "within a second of that instant")
 

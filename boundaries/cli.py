@@ -168,7 +168,8 @@ def run_study_command(args) -> int:
 
 def add_tune_arguments(parser) -> None:
     parser.add_argument("checkpoint", help="a trained checkpoint")
-    parser.add_argument("--data", required=True, help="validation folder (audio + annotations)")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="validation folder(s) (audio + annotations), tuned on together")
     parser.add_argument("-o", "--out", required=True, help="the re-tuned checkpoint (a new file)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
@@ -187,8 +188,9 @@ def run_tune(args) -> int:
     print(format_table(result))
     p = tuned.peaks
     print(f"wrote {args.out}: novelty weight {p.novelty_weight:g}, peak threshold "
-          f"{p.threshold:g}, minimum distance {p.min_distance_s:g} s, frame threshold "
-          f"{tuned.eval.frame_threshold:g} (tuned on {args.data})")
+          f"{p.threshold:g}, minimum distance {p.min_distance_s:g} s, smoothing "
+          f"{p.smooth_s:g} s, plateau level {p.plateau_level:g}, frame threshold "
+          f"{tuned.eval.frame_threshold:g} (tuned on {' '.join(args.data)})")
     return 0
 
 

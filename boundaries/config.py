@@ -265,9 +265,14 @@ class PeakConfig:
     # height; 0 = off): a long crossfade's highest frame is often near one end. Tuned on
     # validation for the track-change detector.
     plateau_level: float = 0.0
+    # Peaks are picked on the activation's mean over +-this many seconds (0 = off): the mass of
+    # probability near a time, not its highest frame, so a long crossfade's broad low hump
+    # competes with a cut's narrow high one. Tuned on validation for the track-change detector.
+    smooth_s: float = 0.0
 
     def __post_init__(self):
         _check(self.threshold >= 0, "peaks.threshold", "must be >= 0")
+        _check(0 <= self.smooth_s <= 30, "peaks.smooth_s", "must be in [0, 30] seconds")
         _check(0 <= self.plateau_level < 1, "peaks.plateau_level", "must be in [0, 1)")
         _check(0 <= self.novelty_weight <= 1, "peaks.novelty_weight", "must be in [0, 1]")
         _check(self.novelty_kernel_s > 0, "peaks.novelty_kernel_s", "must be > 0")

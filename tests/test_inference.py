@@ -1,8 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from boundaries.config import ModelConfig
+from boundaries.config import Config, ModelConfig, PeakConfig
+from boundaries.detection import inference
 from boundaries.detection.inference import chunk_windows, predict_activations, resolve_device
 from boundaries.model.networks import BoundaryCNN
 
@@ -64,3 +67,36 @@ def test_placement_landing_two_detections_on_one_frame_keeps_both():
                                np.array([0.9, 0.8, 0.7]), end_s=60.0)
     np.testing.assert_array_equal(times, [10.0, 12.0, 30.0])
     np.testing.assert_array_equal(strengths, [0.9, 0.8, 0.7])
+
+
+def _hump_and_spike(fps=10.0):
+    """A cut-like spike (0.9 for one frame at 20 s) and a long fade's broad low hump (0.3 for
+    12 s around 60 s) in 90 s of activations at ``fps``."""
+    acts = np.zeros(int(90 * fps))
+    acts[int(20 * fps)] = 0.9
+    acts[int(54 * fps):int(66 * fps)] = 0.3
+    return acts
+
+
+def test_smoothing_off_is_the_activations_themselves():
+    acts = _hump_and_spike()
+    assert inference.smoothed(acts, PeakConfig(smooth_s=0.0), 10.0) is acts
+
+
+def test_smoothing_picks_by_mass_near_a_time_not_by_the_highest_frame():
+    fps, acts = 10.0, _hump_and_spike()
+    raw = PeakConfig(threshold=0.25, subtract_local_mean=False, max_window_s=6.0)
+    times, _ = inference.pick(acts, raw, fps)
+    assert times[0] == 20.0 and np.all((times[1:] >= 54.0) & (times[1:] < 66.0))  # spike, hump
+    times, strengths = inference.pick(acts, dataclasses.replace(raw, smooth_s=2.0), fps)
+    assert len(times) == 1 and 56.0 <= times[0] <= 64.0  # the hump only: the spike's mean is 0.02
+    assert np.isclose(strengths[0], 0.3)
+
+
+def test_best_k_decoding_uses_the_smoothed_curve():
+    cfg = Config().replace(peaks=PeakConfig(smooth_s=2.0, subtract_local_mean=False))
+    fps, acts = cfg.fps, np.zeros(int(90 * cfg.fps))
+    acts[int(20 * fps)] = 0.9
+    acts[int(54 * fps):int(66 * fps)] = 0.3
+    times, _ = inference.decode(acts, cfg, n_tracks=2)
+    assert len(times) == 1 and 54.0 <= times[0] <= 66.0

@@ -7,6 +7,7 @@ from conftest import CONFIGS, SR, sets
 
 from boundaries.detection import placement
 from boundaries.model import track_detector
+from boundaries.train import track_change
 
 
 def _tracky_mix(path, seed, boundaries_s=(14.0, 27.0), total_s=40.0):
@@ -123,7 +124,19 @@ def test_tune_retunes_a_track_change_checkpoint(trained, tmp_path, capsys):
                      str(out)]) == 0
     model, cfg, _ = load_model(out)
     assert isinstance(model, track_detector.TrackChangeDetector)
-    assert "minimum distance" in capsys.readouterr().out
+    assert cfg.peaks.smooth_s in track_change.SMOOTH_S
+    printed = capsys.readouterr().out
+    assert "minimum distance" in printed and "smoothing" in printed
+
+
+def test_tune_reads_several_validation_folders_together(trained, tmp_path, capsys):
+    from boundaries import cli
+
+    tmp, run = trained
+    assert cli.main(["tune", str(run / "best.pt"), "--data", str(tmp / "val"), str(tmp / "train"),
+                     "-o", str(tmp_path / "tuned.pt")]) == 0
+    per_file = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mix_")]
+    assert len(per_file) == 8  # 2 validation + 6 training mixes, one table
 
 
 def test_placement_rows_see_which_track_plays(tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 
 from boundaries.detection import peaks
 from boundaries.signal import timebase
+from boundaries.signal.filters import running_mean
 
 
 def resolve_device(name: str = "auto"):
@@ -114,9 +115,20 @@ def blend_novelty(acts, mel, cfg, weight=None) -> np.ndarray:
     return ((1 - weight) * acts + weight * novelty).astype(np.float32)
 
 
+def smoothed(activations, p, fps: float) -> np.ndarray:
+    """The curve peaks are picked on: ``activations`` averaged over +-``p.smooth_s`` (the
+    window cut at the file's ends), or ``activations`` themselves when it is 0."""
+    half = timebase.frames_in(p.smooth_s, fps)
+    if half == 0:
+        return activations
+    return running_mean(activations, half, half)
+
+
 def pick(activations, p, fps: float, threshold=None):
     """``(times_s, strengths)`` from activations at ``fps`` with the peak settings ``p`` (a
-    :class:`boundaries.config.PeakConfig`; ``threshold`` replaces its own)."""
+    :class:`boundaries.config.PeakConfig`; ``threshold`` replaces its own); with
+    ``p.smooth_s`` the peaks, their humps and strengths are those of :func:`smoothed`."""
+    activations = smoothed(activations, p, fps)
     times, strengths = peaks.pick_peaks(
         activations, fps=fps, threshold=p.threshold if threshold is None else threshold,
         max_window_s=p.max_window_s, avg_before_s=p.avg_before_s, avg_after_s=p.avg_after_s,
@@ -144,6 +156,7 @@ def decode(activations, cfg, threshold=None, n_tracks=None):
     ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`)."""
     if n_tracks is None:
         return pick(activations, cfg.peaks, cfg.fps, threshold)
+    activations = smoothed(activations, cfg.peaks, cfg.fps)
     times, strengths = peaks.best_k_peaks(
         activations, fps=cfg.fps, k=n_tracks - 1,
         min_distance_s=max(cfg.peaks.min_distance_s, cfg.peaks.max_window_s),

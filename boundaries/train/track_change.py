@@ -49,6 +49,7 @@ THRESHOLDS = np.round(np.r_[0.01, 0.02, 0.03, np.arange(0.05, 0.96, 0.025)], 3)
 MIN_TRACK_S = (4.0, 6.0, 10.0, 15.0)  # candidates for peaks.min_distance_s
 PLACEMENT_SIGMAS_S = (0.0, 0.5, 1.0, 1.5, 2.0)  # candidates for track.placement_sigma_s
 PLATEAU_LEVELS = (0.4, 0.5, 0.6)  # candidates for peaks.plateau_level (kept 0 unless one wins)
+SMOOTH_S = (0.0, 1.0, 2.0, 3.0, 5.0)  # candidates for peaks.smooth_s
 SOLO_MARGIN_S = 15.0  # without a manifest: how far from a boundary an excerpt must stay
 
 
@@ -278,20 +279,25 @@ def fit_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
     return network
 
 
-def tune_decoding(val_data, activations, cfg):
-    """``cfg`` with the peak threshold and minimum track length that maximise mean validation F
-    at ``eval.tune_window``, then the plateau level (:func:`peaks.plateau_centres`) if one
-    raises it."""
+def tune_decoding(val_data, activations, cfg, smooth_candidates_s=SMOOTH_S):
+    """``cfg`` with the smoothing, peak threshold and minimum track length that maximise mean
+    validation F at ``eval.tune_window``, then the plateau level
+    (:func:`peaks.plateau_centres`) if one raises it."""
     best = (-1.0, None)
-    for min_track_s in MIN_TRACK_S:
-        peaks_cfg = dataclasses.replace(cfg.peaks, min_distance_s=min_track_s,
-                                        max_window_s=min_track_s / 2, subtract_local_mean=False,
-                                        plateau_level=0.0)
-        trial = cfg.replace(peaks=peaks_cfg)
-        for threshold in THRESHOLDS:
-            f = _mean_f(val_data, activations, trial, threshold)
-            if f > best[0] + 1e-12:
-                best = (f, dataclasses.replace(peaks_cfg, threshold=float(threshold)))
+    for smooth_s in smooth_candidates_s:
+        # smoothed once per candidate, not once per threshold: the grid below sees the curves
+        curves = [inference.smoothed(a, dataclasses.replace(cfg.peaks, smooth_s=smooth_s),
+                                     cfg.fps) for a in activations]
+        for min_track_s in MIN_TRACK_S:
+            peaks_cfg = dataclasses.replace(cfg.peaks, min_distance_s=min_track_s,
+                                            max_window_s=min_track_s / 2, plateau_level=0.0,
+                                            subtract_local_mean=False, smooth_s=0.0)
+            trial = cfg.replace(peaks=peaks_cfg)
+            for threshold in THRESHOLDS:
+                f = _mean_f(val_data, curves, trial, threshold)
+                if f > best[0] + 1e-12:
+                    best = (f, dataclasses.replace(peaks_cfg, threshold=float(threshold),
+                                                   smooth_s=smooth_s))
     for level in PLATEAU_LEVELS:  # then where on its hump each peak goes
         peaks_cfg = dataclasses.replace(best[1], plateau_level=level)
         f = _mean_f(val_data, activations, cfg.replace(peaks=peaks_cfg))
