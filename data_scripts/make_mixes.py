@@ -20,6 +20,7 @@ from pathlib import Path
 
 from boundaries.errors import BoundariesError
 from boundaries.recipes.mixes import (
+    KINDS,
     MixSettings,
     find_sources,
     split_sources,
@@ -33,6 +34,19 @@ def _pair(text: str) -> tuple:
     if not 0 < low <= high:
         raise argparse.ArgumentTypeError(f"{text!r}: expected LOW,HIGH with 0 < LOW <= HIGH")
     return low, high
+
+
+def _kinds(text: str) -> dict:
+    try:
+        kinds = {k: float(w) for k, w in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KIND=WEIGHT,... "
+                                         "(e.g. cut=1,eq_high=1)") from None
+    unknown = set(kinds) - set(KINDS)
+    if unknown or not kinds or min(kinds.values()) < 0 or sum(kinds.values()) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: kinds are {', '.join(KINDS)} with weights >= 0, not all 0")
+    return kinds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inner-edits", type=float, default=0.0,
                         help="share of segments given an unlabelled jump, loop or bass cut "
                              "inside the track (hard negatives; default: %(default)s)")
+    parser.add_argument("--kinds", type=_kinds, default=None, metavar="KIND=W,...",
+                        help="transition kinds and their weights, from cut, linear, equal_power, "
+                             "eq, eq_high, gap (default: " +
+                             ",".join(f"{k}={w:g}" for k, w in MixSettings().kinds.items()) + ")")
+    parser.add_argument("--gain-db", type=float, default=MixSettings.gain_db,
+                        help="+- level offset per track around a common loudness (dB)")
+    parser.add_argument("--track-ends", type=float, default=0.0,
+                        help="share of excerpts that start at their track's beginning or end at "
+                             "its end (intros and endings at crossovers; default: %(default)s)")
     parser.add_argument("--sr", type=int, default=22050, help="sample rate of the mixes")
     parser.add_argument("--format", choices=["ogg", "flac", "wav"], default="ogg")
     return parser
@@ -75,7 +98,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     settings = MixSettings(sr=args.sr, clip_s=args.clip_s, segment_s=args.segment_s,
                            overlap_s=args.overlap_s, format=args.format,
-                           inner_edits=args.inner_edits)
+                           inner_edits=args.inner_edits, gain_db=args.gain_db,
+                           track_ends=args.track_ends,
+                           **({"kinds": args.kinds} if args.kinds else {}))
     try:
         with temporary_extract_dir() as extract_dir:
             sources, problems = find_sources(args.tracks, zips=args.zips,

@@ -107,7 +107,7 @@ def test_spans_overlap_around_each_crossover():
     assert spans == [(0.0, 25.0), (15.0, 49.5), (50.5, 80.0)]
 
 
-@pytest.mark.parametrize("kind", ["linear", "equal_power", "eq"])
+@pytest.mark.parametrize("kind", ["linear", "equal_power", "eq", "eq_high"])
 def test_crossfade_envelopes_hand_over(kind):
     transition = {"time_s": 5.0, "kind": kind, "overlap_s": 4.0}
     n = 10 * 100
@@ -118,6 +118,10 @@ def test_crossfade_envelopes_hand_over(kind):
     if kind == "eq":  # the bass is swapped at the middle of the overlap, highs ramp
         assert low_in[199] == 0 and low_in[200] == 1
         assert 0 < high_in[100] < 1
+    if kind == "eq_high":  # the highs are swapped at the middle, the bass crossfades
+        assert high_in[199] == 0 and high_in[200] == 1
+        assert high_out[-201] == 1 and high_out[-200] == 0
+        assert 0 < low_in[100] < low_in[300] < 1
 
 
 def test_make_mix_labels_are_the_planned_crossovers(music):
@@ -222,3 +226,49 @@ def test_given_packages_split_and_inner_edits_stay_unlabelled(music, tmp_path, c
     assert edits and all(e["kind"] in ("jump", "loop", "bass_cut") for e in edits)
     assert main(["--tracks", str(music), "--out", str(out), "--val-groups", "nope"]) == 2
     assert "--val-groups/--test-groups name nope" in capsys.readouterr().err
+
+
+def test_track_ends_put_intros_and_endings_at_crossovers(music):
+    sources, _ = find_sources([music])
+    duration = {s.name: s.duration_s for s in sources}
+    settings = MixSettings(clip_s=(60.0, 90.0), segment_s=(15.0, 30.0), track_ends=1.0)
+    at_start = at_end = 0
+    for seed in range(6):
+        _, _, record = make_mix(np.random.default_rng(seed), sources, settings)
+        for segment in record["segments"]:
+            played = (segment["stop_s"] - segment["start_s"]) * segment["speed"]
+            at_start += segment["offset_s"] == 0.0
+            at_end += abs(segment["offset_s"] + played - duration[segment["source"]]) < 0.2
+    assert at_start > 0 and at_end > 0
+    assert at_start + at_end == sum(len(make_mix(np.random.default_rng(seed), sources, settings)
+                                        [2]["segments"]) for seed in range(6))
+
+
+def test_default_settings_draw_the_clips_of_older_seeds(music):
+    """The new options off draw nothing extra: a seed keeps its clip byte for byte."""
+    sources, _ = find_sources([music])
+    settings = MixSettings(clip_s=(60.0, 90.0), segment_s=(15.0, 30.0))
+    y, _, record = make_mix(np.random.default_rng(5), sources, settings)
+    y_off, _, record_off = make_mix(np.random.default_rng(5), sources,
+                                    MixSettings(clip_s=(60.0, 90.0), segment_s=(15.0, 30.0),
+                                                track_ends=0.0))
+    np.testing.assert_array_equal(y, y_off)
+    ends = MixSettings(clip_s=(60.0, 90.0), segment_s=(15.0, 30.0), track_ends=1.0)
+    _, _, record_ends = make_mix(np.random.default_rng(5), sources, ends)
+    assert record_ends["segments"] != record["segments"]
+
+
+def test_make_mixes_kinds_option_chooses_the_transitions(music, tmp_path, capsys):
+    from data_scripts.make_mixes import main
+
+    out = tmp_path / "mixes"
+    assert _make_three_clips(music, out, "--split-by", "group", "--clip-s", "30,40",
+                             "--segment-s", "12,20", "--kinds", "eq_high=1", "--gain-db",
+                             "8") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    kinds = {t["kind"] for clip in manifest["clips"] for t in clip["transitions"]}
+    assert kinds == {"eq_high"} and manifest["settings"]["gain_db"] == 8.0
+    for bad in ("eq_high", "bogus=1", "cut=0"):
+        with pytest.raises(SystemExit):
+            main(["--tracks", str(music), "--out", str(out), "--kinds", bad])
+        assert "--kinds" in capsys.readouterr().err

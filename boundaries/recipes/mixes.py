@@ -1,8 +1,10 @@
 """DJ-style training mixes from any folder of music, with exact crossover labels.
 
 Each clip joins excerpts of two or more different source tracks the way DJs hand over: hard cuts,
-linear and equal-power crossfades, EQ handovers (the incoming track's highs come in first, the bass
-is swapped at the middle, the outgoing highs leave last) and fades through a short gap. Every
+linear and equal-power crossfades, EQ handovers (``eq``: the incoming track's highs come in first,
+the bass is swapped at the middle, the outgoing highs leave last; ``eq_high``, off by default: the
+highs are swapped at the middle while the bass crossfades over the whole overlap) and fades
+through a short gap. Every
 track plays at a small speed offset (a deck without key lock: tempo and pitch move together) and
 its own gain. The crossover point is the cut, the middle of the overlap, or the middle of the gap.
 
@@ -39,6 +41,7 @@ STEM_NAMES = {"song", "guitar", "rhythm", "bass", "drums", "vocals", "keys", "pi
 ARCHIVE_EXTENSIONS = (".zip", ".pk3")
 SILENT_DBFS = -50.0  # an excerpt quieter than this (RMS) is redrawn: digital silence, a long pause
 EQ_CROSSOVER_HZ = 200.0
+KINDS = ("cut", "linear", "equal_power", "eq", "eq_high", "gap")  # the transitions a mix can use
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ class MixSettings:
     gain_db: float = 3.0  # +- level offset per track around a common RMS
     kinds: dict = field(default_factory=lambda: {"cut": 0.2, "linear": 0.2, "equal_power": 0.2,
                                                  "eq": 0.25, "gap": 0.15})
+    # Share of excerpts that start at their track's beginning (half of them) or end at its end
+    # (the other half): intros and endings at a crossover, as a mix of whole tracks has them.
+    # 0 keeps the clips of older seeds byte-identical (no extra random draws).
+    track_ends: float = 0.0
     format: str = "ogg"
     # Share of segments (30 s or longer) given one unlabelled edit inside the track: a jump to
     # another section of it, a loop, or a bass cut. Hard negatives: change that is not a new
@@ -257,6 +264,8 @@ def _envelopes(n, sr, transition_in, transition_out):
             bass = (np.arange(m) >= half).astype(np.float32)
             high_ramp = np.minimum(1.0, ramp * 2) if rising else np.maximum(0.0, ramp * 2 - 1)
             curves = (bass, high_ramp)
+        elif kind == "eq_high":  # the highs swap at the middle; the bass crossfades throughout
+            curves = (ramp, (np.arange(m) >= m // 2).astype(np.float32))
         else:
             curves = (ramp, ramp)
         for env, curve in zip((low, high), curves):
@@ -313,6 +322,8 @@ def _draw_excerpt(rng, sources, used, duration_s, settings, max_tries):
         index = int(rng.choice(candidates))
         source = sources[index]
         offset = float(rng.uniform(0, source.duration_s - need))
+        if settings.track_ends > 0 and rng.random() < settings.track_ends:
+            offset = 0.0 if rng.random() < 0.5 else source.duration_s - need  # intro or ending
         piece = read_excerpt(source, offset, duration_s, settings.sr, speed)
         level = _dbfs(piece)
         if level < SILENT_DBFS:  # silence or a near-silent passage: draw again
