@@ -49,7 +49,9 @@ THRESHOLDS = np.round(np.r_[0.01, 0.02, 0.03, np.arange(0.05, 0.96, 0.025)], 3)
 MIN_TRACK_S = (4.0, 6.0, 10.0, 15.0)  # candidates for peaks.min_distance_s
 PLACEMENT_SIGMAS_S = (0.0, 0.5, 1.0, 1.5, 2.0)  # candidates for track.placement_sigma_s
 PLATEAU_LEVELS = (0.4, 0.5, 0.6)  # candidates for peaks.plateau_level (kept 0 unless one wins)
-SMOOTH_S = (0.0, 1.0, 2.0, 3.0, 5.0)  # candidates for peaks.smooth_s
+# candidates for peaks.smooth_s. Only 0 by default: on the shipped detector 1-5 s (3 s won) raised
+# validation F@3 and lowered F@0.5, the objective +0.001 (MODEL_CARD.md, session 17)
+SMOOTH_S = (0.0,)
 SOLO_MARGIN_S = 15.0  # without a manifest: how far from a boundary an excerpt must stay
 
 
