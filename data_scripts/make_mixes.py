@@ -36,6 +36,20 @@ def _pair(text: str) -> tuple:
     return low, high
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a share from 0 to 1")
+    return value
+
+
+def _decibels(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 24:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 to 24 dB")
+    return value
+
+
 def _kinds(text: str) -> dict:
     try:
         kinds = {k: float(w) for k, w in (item.split("=") for item in text.split(","))}
@@ -77,16 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-groups", nargs="+", metavar="GROUP",
                         help="test clips come from these packages, which feed neither training "
                              "nor validation (default: test clips reuse the validation tracks)")
-    parser.add_argument("--inner-edits", type=float, default=0.0,
+    parser.add_argument("--inner-edits", type=_share, default=0.0,
                         help="share of segments given an unlabelled jump, loop or bass cut "
                              "inside the track (hard negatives; default: %(default)s)")
     parser.add_argument("--kinds", type=_kinds, default=None, metavar="KIND=W,...",
                         help="transition kinds and their weights, from cut, linear, equal_power, "
                              "eq, eq_high, gap (default: " +
                              ",".join(f"{k}={w:g}" for k, w in MixSettings().kinds.items()) + ")")
-    parser.add_argument("--gain-db", type=float, default=MixSettings.gain_db,
+    parser.add_argument("--gain-db", type=_decibels, default=MixSettings.gain_db,
                         help="+- level offset per track around a common loudness (dB)")
-    parser.add_argument("--track-ends", type=float, default=0.0,
+    parser.add_argument("--track-ends", type=_share, default=0.0,
                         help="share of excerpts that start at their track's beginning or end at "
                              "its end (intros and endings at crossovers; default: %(default)s)")
     parser.add_argument("--sr", type=int, default=22050, help="sample rate of the mixes")

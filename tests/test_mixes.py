@@ -268,7 +268,8 @@ def test_make_mixes_kinds_option_chooses_the_transitions(music, tmp_path, capsys
     manifest = json.loads((out / "manifest.json").read_text())
     kinds = {t["kind"] for clip in manifest["clips"] for t in clip["transitions"]}
     assert kinds == {"eq_high"} and manifest["settings"]["gain_db"] == 8.0
-    for bad in ("eq_high", "bogus=1", "cut=0"):
+    for option, bad in (("--kinds", "eq_high"), ("--kinds", "bogus=1"), ("--kinds", "cut=0"),
+                        ("--track-ends", "1.5"), ("--inner-edits", "-0.1"), ("--gain-db", "-3")):
         with pytest.raises(SystemExit):
-            main(["--tracks", str(music), "--out", str(out), "--kinds", bad])
-        assert "--kinds" in capsys.readouterr().err
+            main(["--tracks", str(music), "--out", str(out), option, bad])
+        assert option in capsys.readouterr().err
