@@ -113,22 +113,22 @@ def new_output_file(path, what: str, overwrite: bool = False, source=None) -> Pa
 
 
 def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress=True) -> tuple:
-    """Re-tune a checkpoint's decoding on validation folder(s) ``data_dirs`` (one path or
-    several) into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``."""
+    """Re-tune a checkpoint's decoding on the validation folders ``data_dirs`` (a list), tuned on
+    together, into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``."""
     from boundaries.api import Detector
     from boundaries.model.checkpoints import save_checkpoint
     from boundaries.score import evaluation
 
     new_output_file(out, "re-tuned checkpoint", overwrite, source=checkpoint)
     detector = Detector(checkpoint, device)
-    dirs = [data_dirs] if isinstance(data_dirs, (str, Path)) else list(data_dirs)
     data, skipped = [], {}
-    for data_dir in dirs:
+    for data_dir in data_dirs:
         found, problems = load_annotated(data_dir, detector.cfg, progress)
         data += found
         skipped.update(problems)
     if not data:
-        raise BoundariesError(f"{' '.join(map(str, dirs))}: no annotated audio files to tune on")
+        raise BoundariesError(f"{' '.join(map(str, data_dirs))}: no annotated audio files to tune "
+                              "on")
     tuned, activations = evaluation.tune(detector.model, data, detector.cfg, detector.device)
     state = {**{k: v for k, v in detector.state.items() if k != "format"},
              "config": tuned.to_dict()}

@@ -36,18 +36,18 @@ def _pair(text: str) -> tuple:
     return low, high
 
 
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a share from 0 to 1")
-    return value
+def _number_in(low: float, high: float, what: str):
+    """An argparse type: a number from ``low`` to ``high`` (``what`` names it in the error)."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what} from {low:g} to {high:g}")
+        return value
+    return parse
 
 
-def _decibels(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 24:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 to 24 dB")
-    return value
+_share = _number_in(0, 1, "a share")
+_decibels = _number_in(0, 24, "dB")
 
 
 def _kinds(text: str) -> dict:

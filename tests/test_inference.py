@@ -95,8 +95,5 @@ def test_smoothing_picks_by_mass_near_a_time_not_by_the_highest_frame():
 
 def test_best_k_decoding_uses_the_smoothed_curve():
     cfg = Config().replace(peaks=PeakConfig(smooth_s=2.0, subtract_local_mean=False))
-    fps, acts = cfg.fps, np.zeros(int(90 * cfg.fps))
-    acts[int(20 * fps)] = 0.9
-    acts[int(54 * fps):int(66 * fps)] = 0.3
-    times, _ = inference.decode(acts, cfg, n_tracks=2)
+    times, _ = inference.decode(_hump_and_spike(cfg.fps), cfg, n_tracks=2)
     assert len(times) == 1 and 54.0 <= times[0] <= 66.0
