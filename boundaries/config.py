@@ -164,6 +164,11 @@ class TrackConfig:
     # placement: width of the Gaussian prior around each detection (0 = none); tuned on
     # validation at the end of training
     placement_sigma_s: float = 0.0
+    # the placement locator (model/locator.py): training steps of a CNN that reads the +-7 s
+    # around a detection at once (0 = none), and its exponent in the placement score (tuned on
+    # validation at the end of training; 0 = placement by the trees alone)
+    locator_steps: int = 0
+    locator_weight: float = 0.0
     # long-range recurrence features: does the music after a time sound like anything earlier in
     # the file (and before it like anything later)? A new track never played before
     recurrence: bool = False
@@ -197,6 +202,8 @@ class TrackConfig:
         _check(self.embed_width >= 1, "track.embed_width", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
+        _check(self.locator_steps >= 0, "track.locator_steps", "must be >= 0")
+        _check(self.locator_weight >= 0, "track.locator_weight", "must be >= 0")
         _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
         _check(self.target_radius_s > 0, "track.target_radius_s", "must be > 0")
         _check(self.rhythm or not self.rhythm_gap_s, "track.rhythm_gap_s",

@@ -42,7 +42,7 @@ def trained(tmp_path_factory):
     args = [*CONFIGS, *sets(tmp, tmp / "train", **{
         "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
         "track.recurrence": True, "track.rhythm": True, "track.rhythm_gap_s": 8.0,
-        "track.sequence_steps": 3,
+        "track.sequence_steps": 3, "track.locator_steps": 3,
         "track.sequence_descriptors": True}),
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
@@ -209,6 +209,42 @@ def test_the_sequence_stage_is_saved_and_used(trained):
     with_sequence = model.row_probabilities(mel)
     model.sequence = None
     assert not np.allclose(with_sequence, model.row_probabilities(mel))
+
+
+def test_the_locator_is_trained_tuned_and_stored_only_where_it_counts(trained):
+    from boundaries.model.checkpoints import load_model
+
+    _, run = trained
+    model, cfg, state = load_model(run / "best.pt")
+    assert cfg.track.locator_steps == 3
+    assert cfg.track.locator_weight in track_change.LOCATOR_WEIGHTS
+    assert ("locator" in state) == (model.locator is not None) == (cfg.track.locator_weight > 0)
+
+
+def test_a_locator_survives_the_checkpoint_and_moves_the_placement(trained, tmp_path):
+    import torch
+
+    from boundaries.model.checkpoints import load_model
+    from boundaries.model.locator import Locator
+    from boundaries.signal.features import audio_log_mel
+    from boundaries.train.locator import LocatorCNN
+
+    _, run = trained
+    model, cfg, _ = load_model(run / "best.pt")
+    n_in = placement.N_COLUMNS + cfg.features.n_mels
+    torch.manual_seed(0)
+    weights = {k: v.numpy() for k, v in LocatorCNN(n_in).state_dict().items()}
+    model.locator = Locator({**weights, "mean": np.zeros(n_in), "std": np.ones(n_in)})
+    model.locator_weight = 2.0
+    again = track_detector.TrackChangeDetector.from_state(
+        model.state(), model.fps, cfg.features.n_mels, model.placement_sigma_s,
+        model.columns, locator_weight=2.0)
+    _tracky_mix(tmp_path / "mix.wav", seed=5, boundaries_s=(20.0,), total_s=40.0)
+    mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {})
+    assert again.locator_weight == 2.0 and again.locator.state.keys() == model.locator.state.keys()
+    for key, value in model.locator.state.items():
+        np.testing.assert_array_equal(again.locator.state[key], value)
+    np.testing.assert_array_equal(again.refine(mel, [18.0]), model.refine(mel, [18.0]))
 
 
 def _fold_folders(tmp, sources_of):

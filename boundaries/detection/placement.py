@@ -84,18 +84,30 @@ class LocalFrames:
         columns.append(self.level[part])
         return np.vstack(columns).T[idx - lo]
 
+    def frame_span(self, t0_s: float, search_s: float = SEARCH_S):
+        """``(centre, idx)``: the frame of ``t0_s`` and the frames within +-``search_s`` of it
+        (those the file has)."""
+        centre = timebase.frames_in(t0_s, self.fps)
+        half = search_frames(self.fps, search_s)
+        return centre, np.arange(max(0, centre - half), min(self.z.shape[1], centre + half + 1))
+
+    def frame_times(self, idx) -> np.ndarray:
+        """Seconds of fine frames ``idx``: the centre of their ``POOL`` mel frames."""
+        return np.asarray(idx) / self.fps + (POOL - 1) / 2 / (self.fps * POOL)
+
+    def frame_position(self, t_s: float) -> float:
+        """The (fractional) fine frame whose centre is at ``t_s``: :meth:`frame_times` inverted."""
+        return (t_s - (POOL - 1) / 2 / (self.fps * POOL)) * self.fps
+
     def rows(self, t0_s: float, search_s: float = SEARCH_S):
         """``(frame_times_s, X)`` for the frames within +-``search_s`` of ``t0_s``."""
-        n = self.z.shape[1]
-        centre = timebase.frames_in(t0_s, self.fps)
-        half = timebase.frames_in(search_s, self.fps)
-        idx = np.arange(max(0, centre - half), min(n, centre + half + 1))
+        centre, idx = self.frame_span(t0_s, search_s)
         if idx.size == 0:
             return np.zeros(0), np.zeros((0, N_COLUMNS), dtype=np.float32)
         side = self._which_track(centre, idx)
         offset = (idx - centre) / self.fps
         X = np.hstack([self._local(idx), side, offset[:, None], self._gain_fits(centre, idx)])
-        return idx / self.fps + (POOL - 1) / 2 / (self.fps * POOL), X.astype(np.float32)
+        return self.frame_times(idx), X.astype(np.float32)
 
     def _which_track(self, centre: int, idx: np.ndarray) -> np.ndarray:
         """Per frame: resemblance to the outgoing vs the incoming track (all bands, bass only),
@@ -172,20 +184,31 @@ def _flat(lists) -> list:
     return [c for group in lists for c in group]
 
 
+def search_frames(fps: float, search_s: float = SEARCH_S) -> int:
+    """Fine frames each side of a detection that placement scores."""
+    return timebase.frames_in(search_s, fps)
+
+
 def search_width(trees: dict) -> float:
     """The +-seconds around a detection that ``trees`` were trained to score."""
     return float(trees["search_s"]) if "search_s" in trees else LEGACY_SEARCH_S
 
 
-def scored_frames(local: LocalFrames, times_s, trees: dict) -> list:
-    """Per detection: ``(t0_s, frame_times_s, probs)``, the placement trees' score of every frame
-    within their search width (``search_width``)."""
+def scored_frames(local: LocalFrames, times_s, trees: dict, locator=None) -> list:
+    """Per detection: ``(t0_s, frame_times_s, probs, locator_probs)``, the placement trees' score
+    of every frame within their search width (``search_width``) and, with a ``locator``
+    (:class:`boundaries.model.locator.Locator`), its softmax over the same frames (else None)."""
     out = []
     search_s = search_width(trees)
     for t in np.asarray(times_s, dtype=float):
         frame_times, X = local.rows(t, search_s)
         probs = boosted.predict_proba(trees, X) if len(X) else np.zeros(0)
-        out.append((t, frame_times, probs))
+        located = None
+        if locator is not None and len(X):
+            centre, idx = local.frame_span(t, search_s)
+            located = locator.probabilities(X, local.z, idx, centre,
+                                            search_frames(local.fps, search_s))
+        out.append((t, frame_times, probs, located))
     return out
 
 
@@ -197,23 +220,30 @@ def smoothed(probs: np.ndarray, width: int = SMOOTH_FRAMES) -> np.ndarray:
             / np.convolve(np.ones(len(probs)), kernel, mode="same"))
 
 
-def choose(scored, sigma_s: float) -> np.ndarray:
+def choose(scored, sigma_s: float, locator_weight: float = 0.0) -> np.ndarray:
     """Each detection's new time: the frame with the highest smoothed score times a Gaussian
     prior of width ``sigma_s`` around the detection (0: no prior), which keeps a weak placement
-    from dragging a right detection seconds away."""
+    from dragging a right detection seconds away. Where the locator scored the frames, the score
+    is the trees' times the locator's (smoothed alike) to the power ``locator_weight``."""
     times = []
-    for t0, frame_times, probs in scored:
+    for t0, frame_times, probs, *located in scored:
         if len(probs) == 0:
             times.append(t0)
             continue
         prior = np.exp(-0.5 * ((frame_times - t0) / sigma_s) ** 2) if sigma_s > 0 else 1.0
-        times.append(float(frame_times[int(np.argmax(smoothed(probs) * prior))]))
+        score = smoothed(probs)
+        if located and located[0] is not None and locator_weight > 0:
+            score = score * smoothed(located[0]) ** locator_weight
+        times.append(float(frame_times[int(np.argmax(score * prior))]))
     return np.array(times)
 
 
-def refine(local: LocalFrames, times_s, trees: dict, sigma_s: float = 0.0) -> np.ndarray:
+def refine(local: LocalFrames, times_s, trees: dict, sigma_s: float = 0.0, locator=None,
+           locator_weight: float = 0.0) -> np.ndarray:
     """Each detection moved to its best-scoring frame within +-SEARCH_S (see :func:`choose`)."""
-    return choose(scored_frames(local, times_s, trees), sigma_s)
+    if locator_weight <= 0:
+        locator = None  # not run where it would not count
+    return choose(scored_frames(local, times_s, trees, locator), sigma_s, locator_weight)
 
 
 def training_rows(local: LocalFrames, times_s, rng, jitter_s: float = JITTER_S):

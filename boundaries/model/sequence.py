@@ -67,7 +67,7 @@ class SequenceNetwork:
         x = network_input(first_stage, rows, self.scaling)
         h = s["inp.weight"][:, :, 0] @ x + s["inp.bias"][:, None]
         for i, dilation in enumerate(DILATIONS):
-            z = _dilated_conv3(h, s[f"blocks.{i}.weight"], s[f"blocks.{i}.bias"], dilation)
+            z = dilated_conv(h, s[f"blocks.{i}.weight"], s[f"blocks.{i}.bias"], dilation)
             z = (z - z.mean()) / np.sqrt(z.var() + GROUP_NORM_EPS)  # GroupNorm(1, C)
             z = z * s[f"norms.{i}.weight"][:, None] + s[f"norms.{i}.bias"][:, None]
             h = h + np.maximum(z, 0.0)
@@ -75,11 +75,17 @@ class SequenceNetwork:
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
 
-def _dilated_conv3(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int):
-    """``nn.Conv1d(C, O, 3, dilation=d, padding=d)`` on ``[C, n]``: three shifted products."""
-    n = h.shape[1]
-    out = weight[:, :, 1] @ h + bias[:, None]
-    d = min(dilation, n)
-    out[:, d:] += weight[:, :, 0] @ h[:, :n - d]  # tap 0 reads t - d
-    out[:, :n - d] += weight[:, :, 2] @ h[:, d:]  # tap 2 reads t + d
+def dilated_conv(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, dilation: int = 1):
+    """``nn.Conv1d(C, O, k, dilation=d, padding=d * (k - 1) // 2)`` (odd ``k``) on ``[C, n]``:
+    one shifted product per tap, zeros beyond the ends."""
+    n, k = h.shape[1], weight.shape[2]
+    out = weight[:, :, k // 2] @ h + bias[:, None]
+    for tap in range(k):
+        shift = (tap - k // 2) * dilation  # tap reads t + shift
+        if tap == k // 2 or abs(shift) >= n:
+            continue
+        if shift < 0:
+            out[:, -shift:] += weight[:, :, tap] @ h[:, :n + shift]
+        else:
+            out[:, :n - shift] += weight[:, :, tap] @ h[:, shift:]
     return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from boundaries.model import boosted
 from boundaries.model import embedding_features as embedding
+from boundaries.model.locator import Locator
 from boundaries.model.sequence import SequenceNetwork
 from boundaries.signal import descriptors
 from boundaries.signal.filters import running_max
@@ -135,7 +136,8 @@ class TrackChangeDetector:
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
-                 columns: RowColumns = RowColumns(), sequence=None):
+                 columns: RowColumns = RowColumns(), sequence=None, locator=None,
+                 locator_weight: float = 0.0):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
@@ -144,6 +146,8 @@ class TrackChangeDetector:
         self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
+        self.locator = locator  # the placement locator (model/locator.py), or None
+        self.locator_weight = locator_weight  # its exponent in the placement score (0: unused)
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
@@ -182,7 +186,8 @@ class TrackChangeDetector:
         from boundaries.detection import placement
 
         local = placement.LocalFrames(mel_db, self.fps)
-        return placement.refine(local, times_s, self.placement, self.placement_sigma_s)
+        return placement.refine(local, times_s, self.placement, self.placement_sigma_s,
+                                self.locator, self.locator_weight)
 
     def to(self, device):  # numpy throughout: CPU always
         return self
@@ -198,21 +203,25 @@ class TrackChangeDetector:
         for key in ("placement", "context_trees"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key)
-        if self.sequence is not None:
-            state["sequence"] = self.sequence.state
+        for key in ("sequence", "locator"):
+            if getattr(self, key) is not None:
+                state[key] = getattr(self, key).state
         return state
 
     @classmethod
     def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
-                   columns: RowColumns = RowColumns()) -> "TrackChangeDetector":
+                   columns: RowColumns = RowColumns(),
+                   locator_weight: float = 0.0) -> "TrackChangeDetector":
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
                    for values in [state["embedding"], *state.get("fold_embeddings", [])]]
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
         if "sequence" in state:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
-        return cls(network, _arrays(state["trees"]), fps,
-                   placement_sigma_s=placement_sigma_s, columns=columns, **optional)
+        if "locator" in state:
+            optional["locator"] = Locator(_arrays(state["locator"]))
+        return cls(network, _arrays(state["trees"]), fps, placement_sigma_s=placement_sigma_s,
+                   columns=columns, locator_weight=locator_weight, **optional)
 
 
 def _arrays(values: dict) -> dict:
@@ -223,4 +232,4 @@ def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
     fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
                                           cfg.track.placement_sigma_s,
-                                          RowColumns.of(cfg.track))
+                                          RowColumns.of(cfg.track), cfg.track.locator_weight)

@@ -20,8 +20,10 @@
    ``eval.tune_window``), never on test; then the plateau level that moves each peak to the
    middle of its hump, if one raises that F.
 5. The placement stage: trees on fine frames around every training crossover (seen from a
-   detection up to 2 s off), its prior width tuned on validation (mean of F@0.5 and F@3); it is
-   kept only if it raises that mean on validation.
+   detection up to ``placement.JITTER_S`` off) and, with ``track.locator_steps``, the locator
+   (a CNN over the whole +-7 s window, :mod:`boundaries.train.locator`); the prior width and the
+   locator's weight are tuned on validation (mean of F@0.5 and F@3). Placement is kept only if
+   it raises that mean on validation, the locator only if its tuned weight is above 0.
 """
 
 import dataclasses
@@ -48,6 +50,7 @@ logger = logging.getLogger(__name__)
 THRESHOLDS = np.round(np.r_[0.01, 0.02, 0.03, np.arange(0.05, 0.96, 0.025)], 3)
 MIN_TRACK_S = (4.0, 6.0, 10.0, 15.0)  # candidates for peaks.min_distance_s
 PLACEMENT_SIGMAS_S = (0.0, 0.5, 1.0, 1.5, 2.0)  # candidates for track.placement_sigma_s
+LOCATOR_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # candidates for track.locator_weight (with a locator)
 PLATEAU_LEVELS = (0.4, 0.5, 0.6)  # candidates for peaks.plateau_level (kept 0 unless one wins)
 # candidates for peaks.smooth_s. Only 0 by default: on the shipped detector 1-5 s (3 s won) raised
 # validation F@3 and lowered F@0.5, the objective +0.001 (MODEL_CARD.md, session 17)
@@ -216,6 +219,23 @@ def fit_placement(train_data, fps, cfg, log=print) -> dict:
     return {**trees, "search_s": np.array(placement.SEARCH_S)}
 
 
+def fit_locator(train_data, fps, cfg, log=print):
+    """The placement locator, on views around every training crossover; None when
+    ``track.locator_steps`` is 0."""
+    if not cfg.track.locator_steps:
+        return None
+    from boundaries.train.locator import train_locator, training_views
+
+    rng = np.random.default_rng(cfg.train.seed)
+    views = ([], [], [])
+    for track in train_data:
+        for gathered, new in zip(views, training_views(placement.LocalFrames(track.mel, fps),
+                                                       track.times_s, rng)):
+            gathered.extend(new)
+    log(f"locator: {len(views[0])} views of {sum(len(t.times_s) for t in train_data)} crossovers")
+    return train_locator(*views, steps=cfg.track.locator_steps, seed=cfg.train.seed, log=log)
+
+
 def fit_trees(X, y, cfg, log=print):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -325,6 +345,7 @@ def train_track_detector(cfg, train_data, val_data, log=print):
                                    columns=RowColumns.of(cfg.track),
                                    sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
     detector.placement = fit_placement(train_data, fps, cfg, log)
+    detector.locator = fit_locator(train_data, fps, cfg, log)
     tuned, _ = tune_track_detector(detector, val_data, cfg, log)
     return detector, tuned, tuned_result(detector, val_data, tuned, log)
 
@@ -355,31 +376,37 @@ def tune_track_detector(detector, val_data, cfg, log=print):
     log("validation without placement: " + _f_line(result))
     if detector.placement is None:
         return tuned, activations
-    sigma, placed = tune_placement(detector, val_data, activations, tuned)
-    log(f"validation with placement (prior {sigma:g} s): " + _f_line(placed))
+    sigma, weight, placed = tune_placement(detector, val_data, activations, tuned)
+    log(f"validation with placement (prior {sigma:g} s, locator weight {weight:g}): "
+        + _f_line(placed))
     if _objective(placed) <= _objective(result):
         log("placement does not help on validation: left out")
-        detector.placement = None
+        detector.placement = detector.locator = None
         return tuned, activations
-    detector.placement_sigma_s = sigma
-    return tuned.replace(track=dataclasses.replace(tuned.track, placement_sigma_s=sigma)), \
-        activations
+    detector.placement_sigma_s, detector.locator_weight = sigma, weight
+    if weight == 0:
+        detector.locator = None  # it lost on validation: not stored
+    return tuned.replace(track=dataclasses.replace(
+        tuned.track, placement_sigma_s=sigma, locator_weight=weight)), activations
 
 
 def tune_placement(detector, val_data, activations, cfg):
-    """``(sigma_s, result)``: the placement prior that maximises mean validation F at 0.5 s
-    and 3 s (placement can trade one for the other), and the scores it gives."""
+    """``(sigma_s, locator_weight, result)``: the placement prior (and, with a locator, its
+    weight) that maximise mean validation F at 0.5 s and 3 s (placement can trade one for the
+    other), and the scores they give."""
     scored = []
+    locator = getattr(detector, "locator", None)
     for track, acts in zip(val_data, activations):
         times, _ = inference.pick(acts, cfg.peaks, cfg.fps)
         local = placement.LocalFrames(track.mel, detector.fps)
-        scored.append(placement.scored_frames(local, times, detector.placement))
+        scored.append(placement.scored_frames(local, times, detector.placement, locator))
     best = None
-    for sigma in PLACEMENT_SIGMAS_S:
-        estimates = [(placement.choose(s, sigma), np.zeros(len(s))) for s in scored]
-        result = evaluation.score(val_data, activations, cfg, estimates=estimates)
-        if best is None or _objective(result) > _objective(best[1]) + 1e-12:
-            best = (sigma, result)
+    for weight in LOCATOR_WEIGHTS if locator is not None else (0.0,):
+        for sigma in PLACEMENT_SIGMAS_S:
+            estimates = [(placement.choose(s, sigma, weight), np.zeros(len(s))) for s in scored]
+            result = evaluation.score(val_data, activations, cfg, estimates=estimates)
+            if best is None or _objective(result) > _objective(best[2]) + 1e-12:
+                best = (sigma, weight, result)
     return best
 
 

@@ -1,0 +1,86 @@
+"""The placement locator: numpy inference equals torch, its window, its training, its weight."""
+
+import numpy as np
+import pytest
+import torch
+
+from boundaries.detection import placement
+from boundaries.model.locator import Locator, network_input
+from boundaries.train.locator import LocatorCNN, train_locator
+
+HALF = 20
+
+
+def _random_network(n_in, seed=0):
+    torch.manual_seed(seed)
+    model = LocatorCNN(n_in).eval()
+    with torch.no_grad():  # non-trivial biases
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+@pytest.mark.parametrize("first", [0, 15])  # a detection at the file's start, one inside it
+def test_numpy_locator_equals_the_torch_network(rng, first):
+    n_cols, n_mels = 5, 4
+    centre = first + HALF if first else 3  # near the start: the window runs off the file
+    idx = np.arange(max(0, centre - HALF), centre + HALF + 1)
+    rows = rng.normal(2.0, 3.0, (len(idx), n_cols)).astype(np.float32)
+    z_mel = rng.standard_normal((n_mels, 100)).astype(np.float32)
+    mean, std = np.full(n_cols + n_mels, 1.0, np.float32), np.full(n_cols + n_mels, 2.0, np.float32)
+    model = _random_network(n_cols + n_mels)
+    x, valid = network_input(rows, z_mel, idx, centre, HALF, mean, std)
+    assert valid.sum() == len(idx) and valid[-1] and valid[0] == bool(first)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x.T[None]))[0].masked_fill(
+            ~torch.from_numpy(valid), -1e4)
+        expected = torch.softmax(logits, 0).numpy()[valid]
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    got = Locator({**state, "mean": mean, "std": std}).probabilities(rows, z_mel, idx, centre,
+                                                                     HALF)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+    assert got.shape == (len(idx),) and abs(got.sum() - 1) < 1e-6
+
+
+def test_the_window_standardises_and_leaves_frames_beyond_the_file_at_zero():
+    rows = np.array([[3.0], [5.0]], np.float32)
+    z_mel = np.array([[1.0, 2.0, 3.0]], np.float32)
+    x, valid = network_input(rows, z_mel, np.array([0, 1]), 1, 2, np.array([1.0, 0.0]),
+                             np.array([2.0, 1.0]))
+    assert valid.tolist() == [False, True, True, False, False]
+    np.testing.assert_allclose(x, [[0, 0], [1, 1], [2, 2], [0, 0], [0, 0]])
+
+
+def test_training_learns_where_a_column_steps(rng):
+    """Views whose one informative column steps from -1 to +1 at the crossover, another
+    column pure noise: the trained locator puts its highest probability at the step."""
+    def views(n):
+        xs, valids, targets = [], [], []
+        for _ in range(n):
+            t = int(rng.integers(5, 2 * HALF - 4))
+            x = np.stack([np.where(np.arange(2 * HALF + 1) < t, -1.0, 1.0),
+                          rng.standard_normal(2 * HALF + 1)], axis=1)
+            xs.append((x + 0.3 * rng.standard_normal(x.shape)).astype(np.float16))
+            valids.append(np.ones(2 * HALF + 1, bool))
+            targets.append(t - 0.5)  # between the last -1 and the first +1
+        return xs, valids, targets
+
+    network = train_locator(*views(64), steps=150, log=lambda *_: None)
+    xs, _, targets = views(20)
+    found = [np.argmax(network.probabilities(x[:, :1], x[:, 1:].T, np.arange(len(x)), HALF,
+                                             HALF)) for x in np.array(xs, np.float32)]
+    assert np.mean(np.abs(np.array(found) - np.array(targets)) <= 1.5) >= 0.8
+
+
+def test_placement_weighs_the_locator_by_its_exponent():
+    frame_times = np.linspace(7.0, 13.0, 61)
+    trees = np.full(61, 0.1)
+    trees[20:25] = 0.5  # the trees prefer ~9.2 s
+    located = np.full(61, 0.001)
+    located[38:43] = 0.2  # the locator ~11 s
+    trees[38:43] = 0.3
+    scored = [(10.0, frame_times, trees, located)]
+    assert placement.choose(scored, 0.0)[0] == pytest.approx(9.2)  # weight 0: the trees alone
+    assert placement.choose(scored, 0.0, locator_weight=1.0)[0] == pytest.approx(11.0)
+    assert placement.choose([(10.0, frame_times, trees, None)], 0.0, 1.0)[0] == \
+        pytest.approx(9.2)  # no locator stored: the trees alone
