@@ -12,8 +12,9 @@ per clip length, and the same with the track count K known (exactly K-1 crossove
 dynamic programming).
 
 Detectors: the naive all-negative model; Foote's novelty; the previous shipped model (CNN + Foote
-blend, ``benchmarks/models/cnn_foote_v1.pt``); the track-change detector as shipped, and without
-its placement stage. ``--ablation`` also trains, from the training mixes and the shipped
+blend, ``benchmarks/models/cnn_foote_v1.pt``); the track-change detector as shipped, without
+its placement stage, and (with a locator) placed by its trees alone; the track-change detector
+shipped before it. ``--ablation`` also trains, from the training mixes and the shipped
 embedding, trees on the descriptors alone and on the embedding distances alone, and scores the
 embedding distance alone (peak-picked), so the table says what each part brings.
 """
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from boundaries.data import corpus
-from boundaries.detection import beats, inference
+from boundaries.detection import beats, inference, placement
 from boundaries.model import boosted, track_detector
 from boundaries.model.checkpoints import load_model
 from boundaries.score import evaluation
@@ -157,6 +158,14 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
     return tuned
 
 
+def _trees_only(detector):
+    """The detector's placement without its locator (the same prior)."""
+    def refine(mel, times):
+        local = placement.LocalFrames(mel, detector.fps)
+        return placement.refine(local, times, detector.placement, detector.placement_sigma_s)
+    return refine
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mixes", nargs="+", default=["data/mixes2"],
@@ -193,6 +202,9 @@ def main(argv=None) -> int:
         (f"Foote novelty ({kernel:g} s)",
          lambda t: novelty.foote_activations(t, fps=fps, kernel_s=kernel), foote_cfg, None),
     ]
+    if getattr(detector, "locator", None) is not None:
+        entries.insert(1, ("track-change, placement by the trees alone (no locator)",
+                           detector.frame_activations, cfg, _trees_only(detector)))
     if args.ablation:
         entries += [(name, fn, tuned, None) for name, fn, tuned in
                     ablation_detectors(mixes[0], detector, cfg, splits)]
