@@ -169,6 +169,9 @@ class TrackConfig:
     # validation at the end of training; 0 = placement by the trees alone)
     locator_steps: int = 0
     locator_weight: float = 0.0
+    # locators trained (seeds train.seed + i, the same views) whose probabilities are averaged:
+    # one training's figures vary (MODEL_CARD.md, session 18)
+    locator_seeds: int = 1
     # long-range recurrence features: does the music after a time sound like anything earlier in
     # the file (and before it like anything later)? A new track never played before
     recurrence: bool = False
@@ -204,6 +207,7 @@ class TrackConfig:
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
         _check(self.locator_steps >= 0, "track.locator_steps", "must be >= 0")
         _check(self.locator_weight >= 0, "track.locator_weight", "must be >= 0")
+        _check(self.locator_seeds >= 1, "track.locator_seeds", "must be >= 1")
         _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
         _check(self.target_radius_s > 0, "track.target_radius_s", "must be > 0")
         _check(self.rhythm or not self.rhythm_gap_s, "track.rhythm_gap_s",

@@ -84,3 +84,28 @@ def test_placement_weighs_the_locator_by_its_exponent():
     assert placement.choose(scored, 0.0, locator_weight=1.0)[0] == pytest.approx(11.0)
     assert placement.choose([(10.0, frame_times, trees, None)], 0.0, 1.0)[0] == \
         pytest.approx(9.2)  # no locator stored: the trees alone
+
+
+def test_an_ensemble_averages_its_networks_and_stores_them_as_a_list(rng):
+    n_cols, n_mels = 3, 2
+    idx = np.arange(0, 2 * HALF + 1)
+    rows = rng.standard_normal((len(idx), n_cols)).astype(np.float32)
+    z_mel = rng.standard_normal((n_mels, len(idx))).astype(np.float32)
+    scale = {"mean": np.zeros(n_cols + n_mels), "std": np.ones(n_cols + n_mels)}
+    states = [{**{k: v.numpy() for k, v in _random_network(n_cols + n_mels, s).state_dict()
+                  .items()}, **scale} for s in (1, 2)]
+    singles = [Locator(s).probabilities(rows, z_mel, idx, HALF, HALF) for s in states]
+    assert not np.allclose(singles[0], singles[1])
+    both = Locator(states)
+    np.testing.assert_allclose(both.probabilities(rows, z_mel, idx, HALF, HALF),
+                               (singles[0] + singles[1]) / 2, rtol=1e-6)
+    assert isinstance(both.state, list) and len(both.state) == 2
+    assert isinstance(Locator(states[0]).state, dict)
+
+
+def test_training_several_networks_gives_an_ensemble(rng):
+    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
+    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    network = train_locator(xs, valids, [HALF] * 8, steps=2, networks=2, log=lambda *_: None)
+    assert isinstance(network.state, list) and len(network.state) == 2
+    assert not np.allclose(network.state[0]["inp.weight"], network.state[1]["inp.weight"])

@@ -234,16 +234,16 @@ def test_a_locator_survives_the_checkpoint_and_moves_the_placement(trained, tmp_
     n_in = placement.N_COLUMNS + cfg.features.n_mels
     torch.manual_seed(0)
     weights = {k: v.numpy() for k, v in LocatorCNN(n_in).state_dict().items()}
-    model.locator = Locator({**weights, "mean": np.zeros(n_in), "std": np.ones(n_in)})
+    model.locator = Locator([{**weights, "mean": np.zeros(n_in), "std": np.ones(n_in)}] * 2)
     model.locator_weight = 2.0
     again = track_detector.TrackChangeDetector.from_state(
         model.state(), model.fps, cfg.features.n_mels, model.placement_sigma_s,
         model.columns, locator_weight=2.0)
     _tracky_mix(tmp_path / "mix.wav", seed=5, boundaries_s=(20.0,), total_s=40.0)
     mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {})
-    assert again.locator_weight == 2.0 and again.locator.state.keys() == model.locator.state.keys()
-    for key, value in model.locator.state.items():
-        np.testing.assert_array_equal(again.locator.state[key], value)
+    assert again.locator_weight == 2.0 and len(again.locator.state) == 2  # an ensemble of two
+    for key, value in model.locator.state[0].items():
+        np.testing.assert_array_equal(again.locator.state[1][key], value)
     np.testing.assert_array_equal(again.refine(mel, [18.0]), model.refine(mel, [18.0]))
 
 

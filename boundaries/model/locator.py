@@ -38,28 +38,40 @@ def network_input(rows: np.ndarray, z_mel: np.ndarray, idx: np.ndarray, centre: 
 
 
 class Locator:
-    """The trained network from its ``state_dict`` as numpy arrays (the layout of
-    :class:`boundaries.train.locator.LocatorCNN`) and the input's ``mean`` and ``std``."""
+    """The trained network(s) from ``state_dict`` arrays (the layout of
+    :class:`boundaries.train.locator.LocatorCNN`) with the input's ``mean`` and ``std``; a list
+    of them is an ensemble whose probabilities are averaged (``track.locator_seeds``)."""
 
-    def __init__(self, state: dict):
-        self.state = {k: np.asarray(v, np.float32) for k, v in state.items()}
+    def __init__(self, state):
+        states = state if isinstance(state, (list, tuple)) else [state]
+        self.networks = [{k: np.asarray(v, np.float32) for k, v in s.items()} for s in states]
+
+    @property
+    def state(self):
+        """What the checkpoint stores: one network's arrays, or a list of them."""
+        return self.networks[0] if len(self.networks) == 1 else list(self.networks)
 
     def probabilities(self, rows, z_mel, idx, centre: int, half: int) -> np.ndarray:
-        """Softmax over the frames ``idx`` (the placement rows' frames, in order)."""
-        s = self.state
-        x, valid = network_input(rows, z_mel, idx, centre, half, s["mean"], s["std"])
-        logits = self.logits(x.T)
-        logits[~valid] = MASKED_LOGIT
-        p = np.exp(logits - logits.max())
-        return (p / p.sum())[valid]
+        """Softmax over the frames ``idx`` (the placement rows' frames, in order), averaged
+        over the networks."""
+        return np.mean([_probabilities(s, rows, z_mel, idx, centre, half)
+                        for s in self.networks], axis=0)
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """``[n_in, n]`` standardised input -> ``[n]`` logits."""
-        s = self.state
-        h = dilated_conv(x, s["inp.weight"], s["inp.bias"])
-        for i, dilation in enumerate(DILATIONS):
-            z = dilated_conv(np.maximum(h, 0.0), s[f"blocks.{i}.conv.weight"],
-                             s[f"blocks.{i}.conv.bias"], dilation)
-            h = h + dilated_conv(np.maximum(z, 0.0), s[f"blocks.{i}.mix.weight"],
-                                 s[f"blocks.{i}.mix.bias"])
-        return (s["out.weight"][0, :, 0] @ np.maximum(h, 0.0) + s["out.bias"][0]).astype(np.float64)
+
+def _probabilities(s, rows, z_mel, idx, centre, half) -> np.ndarray:
+    x, valid = network_input(rows, z_mel, idx, centre, half, s["mean"], s["std"])
+    logits = logits_of(s, x.T)
+    logits[~valid] = MASKED_LOGIT
+    p = np.exp(logits - logits.max())
+    return (p / p.sum())[valid]
+
+
+def logits_of(s: dict, x: np.ndarray) -> np.ndarray:
+    """One network's ``[n]`` logits from its standardised ``[n_in, n]`` input."""
+    h = dilated_conv(x, s["inp.weight"], s["inp.bias"])
+    for i, dilation in enumerate(DILATIONS):
+        z = dilated_conv(np.maximum(h, 0.0), s[f"blocks.{i}.conv.weight"],
+                         s[f"blocks.{i}.conv.bias"], dilation)
+        h = h + dilated_conv(np.maximum(z, 0.0), s[f"blocks.{i}.mix.weight"],
+                             s[f"blocks.{i}.mix.bias"])
+    return (s["out.weight"][0, :, 0] @ np.maximum(h, 0.0) + s["out.bias"][0]).astype(np.float64)

@@ -219,7 +219,9 @@ class TrackChangeDetector:
         if "sequence" in state:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         if "locator" in state:
-            optional["locator"] = Locator(_arrays(state["locator"]))
+            stored = state["locator"]  # one network's arrays, or a list (an ensemble)
+            optional["locator"] = Locator([_arrays(v) for v in stored]
+                                          if isinstance(stored, (list, tuple)) else _arrays(stored))
         return cls(network, _arrays(state["trees"]), fps, placement_sigma_s=placement_sigma_s,
                    columns=columns, locator_weight=locator_weight, **optional)
 

@@ -72,13 +72,20 @@ def training_views(local: placement.LocalFrames, times_s, rng, n_views: int = VI
 
 
 def train_locator(xs, valids, targets, *, steps: int, lr: float = 2e-3, seed: int = 0,
-                  log_every: int = 200, log=print) -> locator.Locator:
+                  networks: int = 1, log_every: int = 200, log=print) -> locator.Locator:
     """The locator trained on :func:`training_views` of every training crossover; returns it
-    for numpy inference (the input's standardisation included)."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    for numpy inference (the input's standardisation included). With ``networks`` > 1, that
+    many are trained (seeds ``seed + i``: initialisation and batches) and averaged."""
     x, valid, target = np.stack(xs), np.stack(valids), np.asarray(targets, np.float64)
     mean, std = _standardisation(x, valid)
+    states = [_train_one(x, valid, target, mean, std, steps=steps, lr=lr, seed=seed + i,
+                         log_every=log_every, log=log) for i in range(networks)]
+    return locator.Locator(states if networks > 1 else states[0])
+
+
+def _train_one(x, valid, target, mean, std, *, steps, lr, seed, log_every, log) -> dict:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     model = LocatorCNN(x.shape[2])
     positions = np.arange(x.shape[1])
 
@@ -91,10 +98,10 @@ def train_locator(xs, valids, targets, *, steps: int, lr: float = 2e-3, seed: in
         soft = torch.from_numpy(soft / soft.sum(1, keepdims=True)).float()
         return -(soft * torch.log_softmax(logits, 1)).sum(1).mean()
 
-    train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.1, label="locator",
+    train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.1, label=f"locator {seed}",
                 metric="cross-entropy", log_every=log_every, log=log)
     state = {k: v.detach().numpy() for k, v in model.eval().state_dict().items()}
-    return locator.Locator({**state, "mean": mean, "std": std})
+    return {**state, "mean": mean, "std": std}
 
 
 def _standardisation(x, valid, chunk: int = 512):

@@ -233,7 +233,8 @@ def fit_locator(train_data, fps, cfg, log=print):
                                                        track.times_s, rng)):
             gathered.extend(new)
     log(f"locator: {len(views[0])} views of {sum(len(t.times_s) for t in train_data)} crossovers")
-    return train_locator(*views, steps=cfg.track.locator_steps, seed=cfg.train.seed, log=log)
+    return train_locator(*views, steps=cfg.track.locator_steps, seed=cfg.train.seed,
+                         networks=cfg.track.locator_seeds, log=log)
 
 
 def fit_trees(X, y, cfg, log=print):
