@@ -218,10 +218,8 @@ class TrackChangeDetector:
         optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
         if "sequence" in state:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
-        if "locator" in state:
-            stored = state["locator"]  # one network's arrays, or a list (an ensemble)
-            optional["locator"] = Locator([_arrays(v) for v in stored]
-                                          if isinstance(stored, (list, tuple)) else _arrays(stored))
+        if "locator" in state:  # one network's arrays, or a list (Locator reads both)
+            optional["locator"] = Locator(state["locator"])
         return cls(network, _arrays(state["trees"]), fps, placement_sigma_s=placement_sigma_s,
                    columns=columns, locator_weight=locator_weight, **optional)
 

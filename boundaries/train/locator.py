@@ -54,16 +54,14 @@ def training_views(local: placement.LocalFrames, times_s, rng, n_views: int = VI
     unstandardised window (placement rows and z-scored log-mel, float16), its valid frames and
     the crossover's (fractional) position in it."""
     half = placement.search_frames(local.fps)
-    ones, zeros = None, None
+    n_in = placement.N_COLUMNS + local.z.shape[0]
+    zeros, ones = np.zeros(n_in, np.float32), np.ones(n_in, np.float32)  # kept raw here
     xs, valids, targets = [], [], []
     for t in np.asarray(times_s, dtype=float):
         for _ in range(n_views):
             t0 = t + rng.uniform(-placement.JITTER_S, placement.JITTER_S)
             centre, idx = local.frame_span(t0)
             _, rows = local.rows(t0)
-            if zeros is None:
-                n_in = rows.shape[1] + local.z.shape[0]
-                zeros, ones = np.zeros(n_in, np.float32), np.ones(n_in, np.float32)
             x, valid = locator.network_input(rows, local.z, idx, centre, half, zeros, ones)
             xs.append(x.astype(np.float16))
             valids.append(valid)
