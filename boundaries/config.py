@@ -99,7 +99,7 @@ class DataConfig:
     split_seed: int = 0
     group_by: str = "file"  # file | parent (folder): nothing of a group feeds both splits
     cache_dir: str = "~/.cache/boundaries"  # features and the default data live here
-    jobs: int = 2  # processes for decoding and feature extraction
+    jobs: int = 2  # processes for decoding, feature extraction and the placement locators
     excerpt_s: float = 30.0  # training excerpt length (seconds)
     excerpt_hop_s: float = 10.0  # step between excerpt starts (seconds)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -162,13 +162,17 @@ class TrackConfig:
     min_samples_leaf: int = 40
     max_train_rows: int = 2_000_000  # rows kept for the trees (uniform subsample beyond this)
     # placement: width of the Gaussian prior around each detection (0 = none); tuned on
-    # validation at the end of training
+    # validation at the end of training among placement_sigmas_s
     placement_sigma_s: float = 0.0
+    placement_sigmas_s: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
     # the placement locator (model/locator.py): training steps of a CNN that reads the +-7 s
     # around a detection at once (0 = none), and its exponent in the placement score (tuned on
-    # validation at the end of training; 0 = placement by the trees alone)
+    # validation at the end of training among locator_weights; 0 = placement by the trees
+    # alone). One candidate each pins them: tuned on one validation set, weight and prior
+    # overfitted it (MODEL_CARD.md, session 18)
     locator_steps: int = 0
     locator_weight: float = 0.0
+    locator_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     # locators trained (seeds train.seed + i, the same views) whose probabilities are averaged:
     # one training's figures vary (MODEL_CARD.md, session 18)
     locator_seeds: int = 1
@@ -207,6 +211,10 @@ class TrackConfig:
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
         _check(self.locator_steps >= 0, "track.locator_steps", "must be >= 0")
         _check(self.locator_weight >= 0, "track.locator_weight", "must be >= 0")
+        for key in ("placement_sigmas_s", "locator_weights"):
+            values = getattr(self, key)
+            _check(len(values) > 0 and min(values) >= 0, f"track.{key}",
+                   "must be a non-empty list of numbers >= 0")
         _check(self.locator_seeds >= 1, "track.locator_seeds", "must be >= 1")
         _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
         _check(self.target_radius_s > 0, "track.target_radius_s", "must be > 0")

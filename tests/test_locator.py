@@ -109,3 +109,16 @@ def test_training_several_networks_gives_an_ensemble(rng):
     network = train_locator(xs, valids, [HALF] * 8, steps=2, networks=2, log=lambda *_: None)
     assert isinstance(network.state, list) and len(network.state) == 2
     assert not np.allclose(network.state[0]["inp.weight"], network.state[1]["inp.weight"])
+
+
+def test_networks_trained_in_worker_processes_equal_those_trained_in_turn(rng):
+    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
+    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    logs = {1: [], 2: []}
+    trained = {jobs: train_locator(xs, valids, [HALF] * 8, steps=4, networks=2, jobs=jobs,
+                                   log_every=2, log=logs[jobs].append) for jobs in (1, 2)}
+    for in_turn, in_workers in zip(trained[1].state, trained[2].state):
+        assert in_turn.keys() == in_workers.keys()
+        for key, value in in_turn.items():
+            np.testing.assert_array_equal(in_workers[key], value)
+    assert logs[2] == logs[1] and len(logs[1]) == 4  # each network's log, in order

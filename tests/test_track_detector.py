@@ -1,5 +1,7 @@
 """The track-change detector end to end on generated audio: train, save, load, detect."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -217,8 +219,30 @@ def test_the_locator_is_trained_tuned_and_stored_only_where_it_counts(trained):
     _, run = trained
     model, cfg, state = load_model(run / "best.pt")
     assert cfg.track.locator_steps == 3
-    assert cfg.track.locator_weight in track_change.LOCATOR_WEIGHTS
+    assert cfg.track.locator_weight in cfg.track.locator_weights
     assert ("locator" in state) == (model.locator is not None) == (cfg.track.locator_weight > 0)
+
+
+def test_placement_is_tuned_among_the_configured_candidates_only(trained):
+    from boundaries import workflows
+    from boundaries.model.checkpoints import load_model
+    from boundaries.model.locator import Locator
+    from boundaries.train.locator import LocatorCNN
+
+    tmp, run = trained
+    model, cfg, _ = load_model(run / "best.pt")
+    train_data, _ = workflows.load_annotated(tmp / "train", cfg, progress=False)
+    model.placement = track_change.fit_placement(train_data, model.fps, cfg, log=lambda _: None)
+    n_in = placement.N_COLUMNS + cfg.features.n_mels
+    weights = {k: v.numpy() for k, v in LocatorCNN(n_in).state_dict().items()}
+    model.locator = Locator({**weights, "mean": np.zeros(n_in), "std": np.ones(n_in)})
+    val, _ = workflows.load_annotated(tmp / "val", cfg, progress=False)
+    activations = [model.frame_activations(t.mel) for t in val]
+    for sigmas, weights in (((1.5,), (0.5,)), ((0.0, 2.0), (0.0, 1.0))):
+        pinned = cfg.replace(track=dataclasses.replace(
+            cfg.track, placement_sigmas_s=sigmas, locator_weights=weights))
+        sigma, weight, result = track_change.tune_placement(model, val, activations, pinned)
+        assert sigma in sigmas and weight in weights and "boundary" in result
 
 
 def test_a_locator_survives_the_checkpoint_and_moves_the_placement(trained, tmp_path):

@@ -8,12 +8,18 @@ validation windows the share placed within 0.5 s peaked after 4-5 passes over th
 MODEL_CARD.md, session 18).
 """
 
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
 from boundaries.detection import placement
 from boundaries.model import locator
+from boundaries.signal.features import die_with_parent, limit_worker_threads
 from boundaries.train.one_cycle import train_steps
 
 VIEWS = 3
@@ -70,15 +76,50 @@ def training_views(local: placement.LocalFrames, times_s, rng, n_views: int = VI
 
 
 def train_locator(xs, valids, targets, *, steps: int, lr: float = 2e-3, seed: int = 0,
-                  networks: int = 1, log_every: int = 200, log=print) -> locator.Locator:
+                  networks: int = 1, jobs: int = 1, log_every: int = 200,
+                  log=print) -> locator.Locator:
     """The locator trained on :func:`training_views` of every training crossover; returns it
     for numpy inference (the input's standardisation included). With ``networks`` > 1, that
-    many are trained (seeds ``seed + i``: initialisation and batches) and averaged."""
+    many are trained (seeds ``seed + i``: initialisation and batches) and averaged, in up to
+    ``jobs`` processes at once."""
     x, valid, target = np.stack(xs), np.stack(valids), np.asarray(targets, np.float64)
     mean, std = _standardisation(x, valid)
-    states = [_train_one(x, valid, target, mean, std, steps=steps, lr=lr, seed=seed + i,
-                         log_every=log_every, log=log) for i in range(networks)]
+    seeds = [seed + i for i in range(networks)]
+    settings = {"steps": steps, "lr": lr, "log_every": log_every}
+    if jobs > 1 and networks > 1:
+        states = _train_in_workers(x, (valid, target, mean, std), seeds, jobs, settings, log)
+    else:
+        states = [_train_one(x, valid, target, mean, std, seed=s, log=log, **settings)
+                  for s in seeds]
     return locator.Locator(states if networks > 1 else states[0])
+
+
+def _train_in_workers(x, arrays, seeds, jobs, settings, log) -> list:
+    """One network per process, each at this process's torch thread count. Each network is
+    seeded on its own, so the states equal training them one after another (a test checks);
+    the views reach the workers as a memory-mapped file, not one pickled copy each (~1.5 GB).
+    Their logs follow once all have finished."""
+    limit_worker_threads()
+    with tempfile.TemporaryDirectory(prefix="boundaries-locator-") as tmp:
+        views = Path(tmp) / "views.npy"
+        np.save(views, x)
+        with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
+            futures = [pool.submit(_train_worker, views, arrays, s, torch.get_num_threads(),
+                                   settings) for s in seeds]
+            results = [future.result() for future in futures]
+    for _, lines in results:
+        for line in lines:
+            log(line)
+    return [state for state, _ in results]
+
+
+def _train_worker(views, arrays, seed, threads, settings) -> tuple:
+    torch.set_num_threads(threads)
+    lines = []
+    state = _train_one(np.load(views, mmap_mode="r"), *arrays, seed=seed, log=lines.append,
+                       **settings)
+    return state, lines
 
 
 def _train_one(x, valid, target, mean, std, *, steps, lr, seed, log_every, log) -> dict:

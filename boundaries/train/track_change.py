@@ -49,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 THRESHOLDS = np.round(np.r_[0.01, 0.02, 0.03, np.arange(0.05, 0.96, 0.025)], 3)
 MIN_TRACK_S = (4.0, 6.0, 10.0, 15.0)  # candidates for peaks.min_distance_s
-PLACEMENT_SIGMAS_S = (0.0, 0.5, 1.0, 1.5, 2.0)  # candidates for track.placement_sigma_s
-LOCATOR_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # candidates for track.locator_weight (with a locator)
 PLATEAU_LEVELS = (0.4, 0.5, 0.6)  # candidates for peaks.plateau_level (kept 0 unless one wins)
 # candidates for peaks.smooth_s. Only 0 by default: on the shipped detector 1-5 s (3 s won) raised
 # validation F@3 and lowered F@0.5, the objective +0.001 (MODEL_CARD.md, session 17)
@@ -234,7 +232,7 @@ def fit_locator(train_data, fps, cfg, log=print):
             gathered.extend(new)
     log(f"locator: {len(views[0])} views of {sum(len(t.times_s) for t in train_data)} crossovers")
     return train_locator(*views, steps=cfg.track.locator_steps, seed=cfg.train.seed,
-                         networks=cfg.track.locator_seeds, log=log)
+                         networks=cfg.track.locator_seeds, jobs=cfg.data.jobs, log=log)
 
 
 def fit_trees(X, y, cfg, log=print):
@@ -402,8 +400,8 @@ def tune_placement(detector, val_data, activations, cfg):
         local = placement.LocalFrames(track.mel, detector.fps)
         scored.append(placement.scored_frames(local, times, detector.placement, locator))
     best = None
-    for weight in LOCATOR_WEIGHTS if locator is not None else (0.0,):
-        for sigma in PLACEMENT_SIGMAS_S:
+    for weight in cfg.track.locator_weights if locator is not None else (0.0,):
+        for sigma in cfg.track.placement_sigmas_s:
             estimates = [(placement.choose(s, sigma, weight), np.zeros(len(s))) for s in scored]
             result = evaluation.score(val_data, activations, cfg, estimates=estimates)
             if best is None or _objective(result) > _objective(best[2]) + 1e-12:
