@@ -6,10 +6,9 @@ detection at once: those rows and the frames' log-mel (z-scored over the file), 
 dilated temporal CNN whose outputs each see the whole +-7 s, and gives a softmax over the frames:
 the shape of a whole fade (where the incoming track first sounds, where the outgoing one is
 gone) places its middle better than any one frame's row. Its probability multiplies the trees'
-score (raised to ``track.locator_weight``, tuned on validation). On the session-17 detector's
-detections a scratch locator raised validation F@0.5 0.568 -> 0.619; the two product runs did
-not hold on the other validation sets, so the shipped detector has none (MODEL_CARD.md,
-session 18).
+score (raised to ``track.locator_weight``; candidates ``track.locator_weights``). The shipped
+detector averages three, weight 1, prior 1 s: validation F@0.5 0.568 -> 0.613 on the 300 mixes,
+test 0.569 -> 0.575 (MODEL_CARD.md, sessions 18-19).
 
 It is trained in :mod:`boundaries.train.locator` (torch); this module runs it in numpy
 (``boundaries detect`` imports no torch), and a test checks that the two agree.
