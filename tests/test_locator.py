@@ -122,3 +122,22 @@ def test_networks_trained_in_worker_processes_equal_those_trained_in_turn(rng):
         for key, value in in_turn.items():
             np.testing.assert_array_equal(in_workers[key], value)
     assert logs[2] == logs[1] and len(logs[1]) == 4  # each network's log, in order
+
+
+def test_without_room_for_the_shared_views_the_networks_train_in_turn(rng, monkeypatch):
+    from boundaries.train import locator as training
+
+    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
+    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    in_turn = train_locator(xs, valids, [HALF] * 8, steps=2, networks=2, log=lambda *_: None)
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(training.np, "save", no_space)
+    logs = []
+    fallback = train_locator(xs, valids, [HALF] * 8, steps=2, networks=2, jobs=2,
+                             log=logs.append)
+    assert any("No space left on device" in line and "in turn" in line for line in logs)
+    for a, b in zip(in_turn.state, fallback.state):
+        np.testing.assert_array_equal(a["inp.weight"], b["inp.weight"])

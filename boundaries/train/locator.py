@@ -10,6 +10,7 @@ MODEL_CARD.md, session 18).
 
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -86,9 +87,13 @@ def train_locator(xs, valids, targets, *, steps: int, lr: float = 2e-3, seed: in
     mean, std = _standardisation(x, valid)
     seeds = [seed + i for i in range(networks)]
     settings = {"steps": steps, "lr": lr, "log_every": log_every}
+    states = None
     if jobs > 1 and networks > 1:
-        states = _train_in_workers(x, (valid, target, mean, std), seeds, jobs, settings, log)
-    else:
+        try:
+            states = _train_in_workers(x, (valid, target, mean, std), seeds, jobs, settings, log)
+        except (OSError, BrokenProcessPool) as error:  # no room for the views, a worker killed
+            log(f"locator: the worker processes failed ({error}); training the networks in turn")
+    if states is None:
         states = [_train_one(x, valid, target, mean, std, seed=s, log=log, **settings)
                   for s in seeds]
     return locator.Locator(states if networks > 1 else states[0])

@@ -391,8 +391,8 @@ def tune_track_detector(detector, val_data, cfg, log=print):
 
 def tune_placement(detector, val_data, activations, cfg):
     """``(sigma_s, locator_weight, result)``: the placement prior (and, with a locator, its
-    weight) that maximise mean validation F at 0.5 s and 3 s (placement can trade one for the
-    other), and the scores they give."""
+    weight) among ``track.placement_sigmas_s`` (``track.locator_weights``) that maximise mean
+    validation F at 0.5 s and 3 s (placement can trade one for the other), and their scores."""
     scored = []
     locator = getattr(detector, "locator", None)
     for track, acts in zip(val_data, activations):
