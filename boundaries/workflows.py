@@ -132,8 +132,9 @@ def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress
     tuned, activations = evaluation.tune(detector.model, data, detector.cfg, detector.device)
     state = {**{k: v for k, v in detector.state.items() if k != "format"},
              "config": tuned.to_dict()}
-    if getattr(detector.model, "placement", "absent") is None:  # tuning switched placement off
-        state.pop("placement", None)
+    for stage in ("placement", "locator"):  # stages the tuning switched off are not stored
+        if getattr(detector.model, stage, "absent") is None:
+            state.pop(stage, None)
     save_checkpoint(out, state)
     return tuned, evaluation.score(data, activations, tuned), skipped
 

@@ -130,6 +130,25 @@ def test_tune_retunes_a_track_change_checkpoint(trained, tmp_path, capsys):
     assert "minimum distance" in printed and "smoothing" in printed
 
 
+def test_tune_stores_no_stage_that_its_tuning_switched_off(trained, tmp_path, monkeypatch):
+    from boundaries import workflows
+    from boundaries.api import DEFAULT_MODEL
+    from boundaries.model.checkpoints import load_checkpoint, load_model
+    from boundaries.score import evaluation
+
+    def placement_lost(model, data, cfg, device):  # as when placement loses on validation
+        model.placement = model.locator = None
+        return cfg, [model.frame_activations(t.mel) for t in data]
+
+    monkeypatch.setattr(evaluation, "tune", placement_lost)
+    tmp, _ = trained
+    assert {"placement", "locator"} <= set(load_checkpoint(DEFAULT_MODEL))
+    workflows.tune(DEFAULT_MODEL, [tmp / "val"], tmp_path / "tuned.pt", progress=False)
+    assert not {"placement", "locator"} & set(load_checkpoint(tmp_path / "tuned.pt"))
+    model, _, _ = load_model(tmp_path / "tuned.pt")
+    assert model.placement is None and model.locator is None
+
+
 def test_tune_reads_several_validation_folders_together(trained, tmp_path, capsys):
     from boundaries import cli
 
