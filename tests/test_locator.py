@@ -51,9 +51,11 @@ def test_the_window_standardises_and_leaves_frames_beyond_the_file_at_zero():
     np.testing.assert_allclose(x, [[0, 0], [1, 1], [2, 2], [0, 0], [0, 0]])
 
 
-def test_training_learns_where_a_column_steps(rng):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_training_learns_where_a_column_steps(rng, device):
     """Views whose one informative column steps from -1 to +1 at the crossover, another
-    column pure noise: the trained locator puts its highest probability at the step."""
+    column pure noise: the trained locator puts its highest probability at the step (on a
+    GPU too, under bf16 autocast, where ``train.device`` picks one)."""
     def views(n):
         xs, valids, targets = [], [], []
         for _ in range(n):
@@ -65,7 +67,8 @@ def test_training_learns_where_a_column_steps(rng):
             targets.append(t - 0.5)  # between the last -1 and the first +1
         return xs, valids, targets
 
-    network = train_locator(*views(64), steps=150, log=lambda *_: None)
+    network = train_locator(*views(64), steps=150, log=lambda *_: None,
+                            device=torch.device(device), amp=device == "cuda")
     xs, _, targets = views(20)
     found = [np.argmax(network.probabilities(x[:, :1], x[:, 1:].T, np.arange(len(x)), HALF,
                                              HALF)) for x in np.array(xs, np.float32)]

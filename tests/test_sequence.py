@@ -45,9 +45,10 @@ def test_descriptor_input_is_standardised_and_skips_the_embedding_columns():
     np.testing.assert_allclose(x[1:], [[-1, 1], [0, 0], [2, 5]])  # NaN -> 0, clipped at 5
 
 
-def test_training_learns_an_isolated_peak_from_a_cluster(rng, monkeypatch):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_training_learns_an_isolated_peak_from_a_cluster(rng, monkeypatch, device):
     """Rows labelled 1 only at isolated probability peaks, not inside clusters of peaks: a
-    pattern of a minute's context that one row cannot tell."""
+    pattern of a minute's context that one row cannot tell (on a GPU too, under autocast)."""
     from boundaries.model.sequence import network_input
     from boundaries.train import sequence
 
@@ -66,7 +67,8 @@ def test_training_learns_an_isolated_peak_from_a_cluster(rng, monkeypatch):
         probs.append(p)
         labels.append(y)
     network = train_sequence([network_input(p) for p in probs], labels, steps=300,
-                             log=lambda *_: None)
+                             log=lambda *_: None, device=torch.device(device),
+                             amp=device == "cuda")
     test = np.full(256, 0.05)
     test[60] = 0.9
     test[160:221:10] = 0.9

@@ -395,3 +395,23 @@ def test_recall_by_kind_reads_each_mix_manifest_and_skips_files_without_one(tmp_
     assert by_kind == {"cut": {"n": 1, "0.5": 1.0, "3.0": 1.0},
                        "linear": {"n": 2, "0.5": 0.0, "3.0": 0.5}}
     assert recall_by_kind(mixes[1:], [np.array([5.0])]) == {}
+
+
+def test_its_networks_train_where_train_device_says():
+    """``train.device`` picks where the embedding, sequence stage and locators train (autocast
+    only on a GPU); asking for CUDA without one is one clear error, not a silent CPU run."""
+    import torch
+
+    from boundaries.config import Config
+    from boundaries.errors import BoundariesError
+
+    cfg = Config()
+    on_cpu = cfg.replace(train=dataclasses.replace(cfg.train, device="cpu", amp=True))
+    assert track_change.torch_device(on_cpu) == {"device": torch.device("cpu"), "amp": False}
+    if torch.cuda.is_available():
+        assert track_change.torch_device(cfg)["device"].type == "cuda"
+        return
+    assert track_change.torch_device(cfg)["device"].type == "cpu"  # auto
+    on_cuda = cfg.replace(train=dataclasses.replace(cfg.train, device="cuda"))
+    with pytest.raises(BoundariesError, match="no CUDA GPU"):
+        track_change.torch_device(on_cuda)

@@ -21,7 +21,7 @@ from torch import nn
 from boundaries.detection import placement
 from boundaries.model import locator
 from boundaries.signal.features import die_with_parent, limit_worker_threads
-from boundaries.train.one_cycle import train_steps
+from boundaries.train.one_cycle import numpy_state, train_steps
 
 VIEWS = 3
 TARGET_SIGMA_FRAMES = 1.5
@@ -77,25 +77,26 @@ def training_views(local: placement.LocalFrames, times_s, rng, n_views: int = VI
 
 
 def train_locator(xs, valids, targets, *, steps: int, lr: float = 2e-3, seed: int = 0,
-                  networks: int = 1, jobs: int = 1, log_every: int = 200,
-                  log=print) -> locator.Locator:
+                  networks: int = 1, jobs: int = 1, log_every: int = 200, log=print,
+                  device=None, amp: bool = False) -> locator.Locator:
     """The locator trained on :func:`training_views` of every training crossover; returns it
     for numpy inference (the input's standardisation included). With ``networks`` > 1, that
     many are trained (seeds ``seed + i``: initialisation and batches) and averaged, in up to
-    ``jobs`` processes at once."""
+    ``jobs`` processes at once on the CPU, one after another on a GPU (``device``)."""
+    device = torch.device("cpu") if device is None else device
     x, valid, target = np.stack(xs), np.stack(valids), np.asarray(targets, np.float64)
     mean, std = _standardisation(x, valid)
     seeds = [seed + i for i in range(networks)]
     settings = {"steps": steps, "lr": lr, "log_every": log_every}
     states = None
-    if jobs > 1 and networks > 1:
+    if jobs > 1 and networks > 1 and device.type == "cpu":
         try:
             states = _train_in_workers(x, (valid, target, mean, std), seeds, jobs, settings, log)
         except (OSError, BrokenProcessPool) as error:  # no room for the views, a worker killed
             log(f"locator: the worker processes failed ({error}); training the networks in turn")
     if states is None:
-        states = [_train_one(x, valid, target, mean, std, seed=s, log=log, **settings)
-                  for s in seeds]
+        states = [_train_one(x, valid, target, mean, std, seed=s, log=log, device=device,
+                             amp=amp, **settings) for s in seeds]
     return locator.Locator(states if networks > 1 else states[0])
 
 
@@ -127,7 +128,8 @@ def _train_worker(views, arrays, seed, threads, settings) -> tuple:
     return state, lines
 
 
-def _train_one(x, valid, target, mean, std, *, steps, lr, seed, log_every, log) -> dict:
+def _train_one(x, valid, target, mean, std, *, steps, lr, seed, log_every, log,
+               device=torch.device("cpu"), amp=False) -> dict:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = LocatorCNN(x.shape[2])
@@ -135,17 +137,17 @@ def _train_one(x, valid, target, mean, std, *, steps, lr, seed, log_every, log) 
 
     def step_loss():
         pick = np.sort(rng.integers(len(x), size=BATCH))
-        v = torch.from_numpy(valid[pick])
-        xb = torch.from_numpy(((x[pick].astype(np.float32) - mean) / std)) * v[..., None]
-        logits = model(xb.transpose(1, 2)).masked_fill(~v, locator.MASKED_LOGIT)
+        v = torch.from_numpy(valid[pick]).to(device)
+        xb = torch.from_numpy(((x[pick].astype(np.float32) - mean) / std)).to(device)
+        logits = model((xb * v[..., None]).transpose(1, 2)).float()
+        logits = logits.masked_fill(~v, locator.MASKED_LOGIT)
         soft = np.exp(-0.5 * ((positions[None] - target[pick, None]) / TARGET_SIGMA_FRAMES) ** 2)
-        soft = torch.from_numpy(soft / soft.sum(1, keepdims=True)).float()
+        soft = torch.from_numpy(soft / soft.sum(1, keepdims=True)).float().to(device)
         return -(soft * torch.log_softmax(logits, 1)).sum(1).mean()
 
     train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.1, label=f"locator {seed}",
-                metric="cross-entropy", log_every=log_every, log=log)
-    state = {k: v.detach().numpy() for k, v in model.eval().state_dict().items()}
-    return {**state, "mean": mean, "std": std}
+                metric="cross-entropy", log_every=log_every, log=log, device=device, amp=amp)
+    return {**numpy_state(model), "mean": mean, "std": std}
 
 
 def _standardisation(x, valid, chunk: int = 512):

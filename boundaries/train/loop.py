@@ -329,7 +329,7 @@ class Trainer:
 def train_track_change(cfg, run_dir: Path, progress: bool = True) -> dict:
     """The track-change detector (boundaries/train/track_change.py): one pass, no epochs; writes
     best.pt (thresholds tuned on validation), config.yaml with the tuned settings, metrics.json."""
-    from boundaries.train.track_change import train_track_detector
+    from boundaries.train.track_change import torch_device, train_track_detector
 
     if distributed.world_size() > 1:
         raise BoundariesError("track.kind=track_change trains in one process (trees and a small "
@@ -337,6 +337,8 @@ def train_track_change(cfg, run_dir: Path, progress: bool = True) -> dict:
     # The embedding and the sequence stage train with torch: their floats (and so every stage
     # after them) depend on the thread count, which is fixed here rather than left to the machine.
     torch.set_num_threads(cfg.train.threads)
+    # before the data: --device cuda without a GPU fails in a second, not after the features
+    logger.info("its networks train on %s, the trees on the CPU", torch_device(cfg)["device"])
     train_data, val_data, _ = prepare_data(cfg, progress)
     for name, split in (("train", train_data), ("validation", val_data)):
         logger.info("%s", corpus.format_summary(name, corpus.summarize(split, cfg)))

@@ -1,23 +1,30 @@
-"""The optimisation loop shared by the track-change detector's small networks (the embedding and
-the sequence stage): AdamW with a one-cycle schedule, a running loss logged every few steps."""
+"""The optimisation loop shared by the track-change detector's small networks (the embedding,
+the sequence stage and the locators): AdamW with a one-cycle schedule, a running loss logged
+every few steps, on the CPU or a GPU."""
 
 import numpy as np
 import torch
 
 
 def train_steps(model, step_loss, *, steps: int, lr: float, pct_start: float, label: str,
-                metric: str, log_every: int, log=print):
-    """``steps`` optimiser steps on ``step_loss()`` (the loss tensor of a fresh batch); logs
-    ``"{label} step i/steps: {metric} {mean loss}"``. Returns the model in eval mode."""
+                metric: str, log_every: int, log=print, device=None, amp: bool = False):
+    """``steps`` optimiser steps on ``step_loss()`` (the loss tensor of a fresh batch, on
+    ``device``); logs ``"{label} step i/steps: {metric} {mean loss}"``. ``model`` moves to
+    ``device`` (a ``torch.device``; None: where it is), and with ``amp`` on CUDA the forward
+    passes run under bf16 autocast. Returns the model in eval mode, on ``device``."""
+    if device is not None:
+        model.to(device)
+    use_amp = amp and device is not None and device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=pct_start)
     model.train()
     running = []
     for step in range(1, steps + 1):
-        loss = step_loss()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            loss = step_loss()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.float().backward()
         opt.step()
         sched.step()
         running.append(loss.item())
@@ -25,3 +32,8 @@ def train_steps(model, step_loss, *, steps: int, lr: float, pct_start: float, la
             log(f"{label} step {step}/{steps}: {metric} {np.mean(running):.4f}")
             running = []
     return model.eval()
+
+
+def numpy_state(model) -> dict:
+    """A trained module's parameters and buffers as numpy arrays (copied off a GPU)."""
+    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from boundaries.model import sequence
-from boundaries.train.one_cycle import train_steps
+from boundaries.train.one_cycle import numpy_state, train_steps
 
 CROP_ROWS = 768
 BATCH = 24
@@ -38,25 +38,27 @@ class SequenceCNN(nn.Module):
 
 
 def train_sequence(inputs, labels, *, steps: int, lr: float = 2e-3, seed: int = 0,
-                   log_every: int = 200, log=print) -> sequence.SequenceNetwork:
+                   log_every: int = 200, log=print, device=None,
+                   amp: bool = False) -> sequence.SequenceNetwork:
     """``inputs``, ``labels``: per training file, :func:`sequence.network_input` of its
     first-stage (out-of-fold) probabilities ``[channels, n]`` and its row labels ``[n]``.
-    Returns the trained network for numpy inference."""
+    Trains on ``device`` (None: the CPU); returns the network for numpy inference."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    device = torch.device("cpu") if device is None else device
     files = [(x, np.asarray(y, dtype=np.float32)) for x, y in zip(inputs, labels) if len(y)]
     model = SequenceCNN(channels=files[0][0].shape[0])
 
     def step_loss():
-        x, y, mask = _batch(files, rng)
-        losses = nn.functional.binary_cross_entropy_with_logits(
-            model(torch.from_numpy(x)), torch.from_numpy(y), reduction="none")
-        return (losses * torch.from_numpy(mask)).sum() / float(mask.sum())
+        x, y, mask = (torch.from_numpy(a).to(device, non_blocking=True)
+                      for a in _batch(files, rng))
+        losses = nn.functional.binary_cross_entropy_with_logits(model(x).float(), y,
+                                                                reduction="none")
+        return (losses * mask).sum() / mask.sum()
 
     train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.1, label="sequence",
-                metric="BCE", log_every=log_every, log=log)
-    return sequence.SequenceNetwork({k: v.detach().numpy()
-                                     for k, v in model.eval().state_dict().items()})
+                metric="BCE", log_every=log_every, log=log, device=device, amp=amp)
+    return sequence.SequenceNetwork(numpy_state(model))
 
 
 def _batch(files, rng):

@@ -24,6 +24,9 @@
    (a CNN over the whole +-7 s window, :mod:`boundaries.train.locator`); the prior width and the
    locator's weight are tuned on validation (mean of F@0.5 and F@3). Placement is kept only if
    it raises that mean on validation, the locator only if its tuned weight is above 0.
+
+The small networks (embedding, sequence stage, locators) train on ``train.device`` (a GPU when
+``auto`` finds one, under bf16 autocast with ``train.amp``); the trees always on the CPU.
 """
 
 import dataclasses
@@ -87,6 +90,14 @@ def _spans_between_boundaries(track, fps_net: float) -> list:
     return spans
 
 
+def torch_device(cfg) -> dict:
+    """Where the small networks (embedding, sequence stage, locators) train: ``train.device``
+    (``auto``: a CUDA GPU when one is visible), with bf16 autocast there when ``train.amp``.
+    The trees always fit on the CPU."""
+    device = inference.resolve_device(cfg.train.device)
+    return {"device": device, "amp": cfg.train.amp and device.type == "cuda"}
+
+
 def fit_embedding(train_data, cfg, log=print):
     """A "same track?" embedding trained contrastively on ``train_data``."""
     fps = cfg.fps
@@ -97,7 +108,8 @@ def fit_embedding(train_data, cfg, log=print):
     log(f"embedding: {len(sampler.by_source)} tracks in {len(sampler.groups)} groups")
     model = embedding.train_embedding(sampler, steps=cfg.track.embed_steps,
                                       n_mels=cfg.features.n_mels, lr=cfg.track.embed_lr,
-                                      width=cfg.track.embed_width, seed=cfg.train.seed, log=log)
+                                      width=cfg.track.embed_width, seed=cfg.train.seed, log=log,
+                                      **torch_device(cfg))
     return embedding_features.EmbeddingNetwork.from_module(model)
 
 
@@ -232,7 +244,8 @@ def fit_locator(train_data, fps, cfg, log=print):
             gathered.extend(new)
     log(f"locator: {len(views[0])} views of {sum(len(t.times_s) for t in train_data)} crossovers")
     return train_locator(*views, steps=cfg.track.locator_steps, seed=cfg.train.seed,
-                         networks=cfg.track.locator_seeds, jobs=cfg.data.jobs, log=log)
+                         networks=cfg.track.locator_seeds, jobs=cfg.data.jobs, log=log,
+                         **torch_device(cfg))
 
 
 def fit_trees(X, y, cfg, log=print):
@@ -293,7 +306,8 @@ def fit_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
     inputs = [sequence.network_input(oof[a:b], X[a:b] if scaling else None, scaling)
               for a, b in files]
     network = train_sequence(inputs, [y[a:b] for a, b in files],
-                             steps=cfg.track.sequence_steps, seed=cfg.train.seed, log=log)
+                             steps=cfg.track.sequence_steps, seed=cfg.train.seed, log=log,
+                             **torch_device(cfg))
     if scaling is not None:
         network = sequence.SequenceNetwork({**network.state,
                                             **dict(zip(sequence.SCALING_KEYS, scaling))})
