@@ -20,6 +20,7 @@ from pathlib import Path
 
 from boundaries.errors import BoundariesError
 from boundaries.recipes.mixes import (
+    EDIT_KINDS,
     KINDS,
     MixSettings,
     find_sources,
@@ -63,6 +64,14 @@ def _kinds(text: str) -> dict:
     return kinds
 
 
+def _edit_kinds(text: str) -> tuple:
+    kinds = tuple(k for k in text.split(",") if k)
+    if not kinds or set(kinds) - set(EDIT_KINDS) or len(set(kinds)) < len(kinds):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a comma-separated list from {', '.join(EDIT_KINDS)}")
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", nargs="+", required=True, help="folders of music")
@@ -94,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--inner-edits", type=_share, default=0.0,
                         help="share of segments given an unlabelled jump, loop or bass cut "
                              "inside the track (hard negatives; default: %(default)s)")
+    parser.add_argument("--edit-kinds", type=_edit_kinds, default=MixSettings.edit_kinds,
+                        metavar="KIND,...",
+                        help="which edits --inner-edits draws, from " + ", ".join(EDIT_KINDS) +
+                             " (tempo: the rest of the track 3-8 %% faster or slower; high_cut: "
+                             "a low-pass for 4-16 s; default: " +
+                             ",".join(MixSettings.edit_kinds) + ")")
     parser.add_argument("--kinds", type=_kinds, default=None, metavar="KIND=W,...",
                         help="transition kinds and their weights, from cut, linear, equal_power, "
                              "eq, eq_high, gap (default: " +
@@ -112,7 +127,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     settings = MixSettings(sr=args.sr, clip_s=args.clip_s, segment_s=args.segment_s,
                            overlap_s=args.overlap_s, format=args.format,
-                           inner_edits=args.inner_edits, gain_db=args.gain_db,
+                           inner_edits=args.inner_edits, edit_kinds=args.edit_kinds,
+                           gain_db=args.gain_db,
                            track_ends=args.track_ends,
                            **({"kinds": args.kinds} if args.kinds else {}))
     try:

@@ -13,6 +13,7 @@ from boundaries.recipes.mixes import (
     _envelopes,
     _segment_spans,
     find_sources,
+    inner_edit,
     make_mix,
     plan_layout,
     read_excerpt,
@@ -224,6 +225,13 @@ def test_given_packages_split_and_inner_edits_stay_unlabelled(music, tmp_path, c
                                    atol=1e-3)
     edits = [s["edit"] for c in manifest["clips"] for s in c["segments"] if "edit" in s]
     assert edits and all(e["kind"] in ("jump", "loop", "bass_cut") for e in edits)
+    other = tmp_path / "tempo"
+    assert _make_three_clips(music, other, "--val-groups", "pkg_b", "--clip-s", "60,70",
+                             "--segment-s", "30,35", "--inner-edits", "1.0",
+                             "--edit-kinds", "tempo,high_cut") == 0
+    manifest = json.loads((other / "manifest.json").read_text())
+    edits = [s["edit"] for c in manifest["clips"] for s in c["segments"] if "edit" in s]
+    assert edits and {e["kind"] for e in edits} <= {"tempo", "high_cut"}
     assert main(["--tracks", str(music), "--out", str(out), "--val-groups", "nope"]) == 2
     assert "--val-groups/--test-groups name nope" in capsys.readouterr().err
 
@@ -273,3 +281,37 @@ def test_make_mixes_kinds_option_chooses_the_transitions(music, tmp_path, capsys
         with pytest.raises(SystemExit):
             main(["--tracks", str(music), "--out", str(out), option, bad])
         assert option in capsys.readouterr().err
+
+
+def _band_rms(y, lo_hz, hi_hz, sr=SR):
+    spectrum = np.abs(np.fft.rfft(y)) ** 2
+    freqs = np.fft.rfftfreq(len(y), 1 / sr)
+    return np.sqrt(spectrum[(freqs >= lo_hz) & (freqs < hi_hz)].sum())
+
+
+def test_tempo_and_high_cut_edits_change_the_track_not_its_identity(music):
+    """``tempo``: from the edit on, the same stretch of the source plays 3-8 % faster or
+    slower; ``high_cut``: above 200 Hz goes for 4-16 s while the bass stays."""
+    source = next(s for s in find_sources([music])[0] if s.name == "pkg_a/t0.flac")
+    segment = {"source": source.name, "offset_s": 2.0, "speed": 1.0}
+    piece = read_excerpt(source, 2.0, 40.0, SR)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        edited, record = inner_edit(rng, piece, [source], segment, SR, ("tempo",))
+        at = int(record["time_s"] * SR)
+        assert record["kind"] == "tempo" and 0.03 <= abs(record["speed"] - 1) <= 0.08
+        np.testing.assert_array_equal(edited[:at], piece[:at])
+        after = read_excerpt(source, 2.0 + at / SR, 5.0, SR, record["speed"])
+        fade = 2 * SR  # the join's crossfade is at most 2 s
+        gain = np.sqrt(np.mean(piece ** 2) / np.mean(
+            read_excerpt(source, 2.0 + at / SR, 40.0 - at / SR, SR, record["speed"]) ** 2))
+        np.testing.assert_allclose(edited[at + fade:at + 5 * SR], gain * after[fade:], atol=1e-4)
+
+        edited, record = inner_edit(rng, piece, [source], segment, SR, ("high_cut",))
+        at, n = int(record["time_s"] * SR), int(record["length_s"] * SR)
+        assert record["kind"] == "high_cut" and 4 * SR <= n <= 16 * SR
+        cut, kept = edited[at:at + n], piece[at:at + n]
+        assert _band_rms(cut, 400, 8000) < 0.05 * _band_rms(kept, 400, 8000)
+        assert _band_rms(cut, 20, 150) > 0.7 * _band_rms(kept, 20, 150)
+        after = at + n + SR // 100  # the manifest gives the length to the millisecond
+        np.testing.assert_array_equal(edited[after:], piece[after:])

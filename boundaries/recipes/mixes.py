@@ -42,6 +42,8 @@ ARCHIVE_EXTENSIONS = (".zip", ".pk3")
 SILENT_DBFS = -50.0  # an excerpt quieter than this (RMS) is redrawn: digital silence, a long pause
 EQ_CROSSOVER_HZ = 200.0
 KINDS = ("cut", "linear", "equal_power", "eq", "eq_high", "gap")  # the transitions a mix can use
+# the unlabelled edits inside a track (``inner_edits``); the first three are the default
+EDIT_KINDS = ("jump", "loop", "bass_cut", "tempo", "high_cut")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class MixSettings:
     # another section of it, a loop, or a bass cut. Hard negatives: change that is not a new
     # track. 0 keeps the clips of older seeds byte-identical (no extra random draws).
     inner_edits: float = 0.0
+    # Which edits (EDIT_KINDS), drawn with equal chance; the default three keep older seeds'
+    # clips byte-identical. ``tempo`` and ``high_cut`` are opt-in (session 20).
+    edit_kinds: tuple = ("jump", "loop", "bass_cut")
 
 
 # ---------------------------------------------------------------- sources
@@ -288,7 +293,7 @@ def make_mix(rng, sources, settings: MixSettings, max_tries: int = 20):
         piece, segment = _draw_excerpt(rng, sources, used, stop - start, settings, max_tries)
         long_enough = stop - start >= 30.0
         if settings.inner_edits > 0 and long_enough and rng.random() < settings.inner_edits:
-            piece, edit = inner_edit(rng, piece, sources, segment, sr)
+            piece, edit = inner_edit(rng, piece, sources, segment, sr, settings.edit_kinds)
             segment["edit"] = {**edit, "time_s": round(start + edit["time_s"], 3)}
         segment.update(start_s=round(start, 3), stop_s=round(stop, 3))
         segments.append(segment)
@@ -337,30 +342,35 @@ def _draw_excerpt(rng, sources, used, duration_s, settings, max_tries):
                           "add tracks or lower --segment-s / --clip-s")
 
 
-def inner_edit(rng, piece, sources, segment, sr):
-    """One edit inside a track's excerpt, in its middle 40 %: ``(piece, record)``.
+def inner_edit(rng, piece, sources, segment, sr, kinds=EDIT_KINDS[:3]):
+    """One edit of ``kinds`` inside a track's excerpt, in its middle 40 %: ``(piece, record)``.
 
     - ``jump``: the rest of the excerpt comes from another section of the same track (a cut or
       a crossfade of up to 2 s), as a DJ jumping to a hot cue;
     - ``loop``: 2-8 s repeated 2-4 times;
-    - ``bass_cut``: the bass below 200 Hz removed for 4-16 s (a DJ's EQ kill).
+    - ``bass_cut``: the bass below 200 Hz removed for 4-16 s (a DJ's EQ kill);
+    - ``tempo``: from there on the same track plays 3-8 % faster or slower (a pitch-fader move,
+      or a track that changes tempo), joined by a crossfade of up to 2 s;
+    - ``high_cut``: everything above 200 Hz removed for 4-16 s (a DJ's low-pass filter).
     """
     n = len(piece)
     at = int(rng.uniform(0.3, 0.7) * n)
-    kind = str(rng.choice(["jump", "loop", "bass_cut"]))
-    if kind == "jump":
+    kind = str(rng.choice(list(kinds)))
+    if kind in ("jump", "tempo"):
         source = next(s for s in sources if s.name == segment["source"])
         rest_s = (n - at) / sr
-        need = rest_s * segment["speed"] + 0.1
-        offset = float(rng.uniform(0, max(0.0, source.duration_s - need)))
-        other = read_excerpt(source, offset, rest_s, sr, segment["speed"])
-        other *= np.float32(np.sqrt(np.mean(piece ** 2) / (np.mean(other ** 2) + 1e-12)))
-        fade = min(int(rng.uniform(0.01, 2.0) * sr), n - at)
-        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-        tail = other.copy()
-        tail[:fade] = ramp * other[:fade] + (1 - ramp) * piece[at:at + fade]
-        piece = np.concatenate([piece[:at], tail])[:n]
-        record = {"kind": kind, "offset_s": round(offset, 3)}
+        if kind == "jump":
+            speed = segment["speed"]
+            need = rest_s * speed + 0.1
+            offset = float(rng.uniform(0, max(0.0, source.duration_s - need)))
+            record = {"kind": kind, "offset_s": round(offset, 3)}
+        else:  # where the excerpt is at `at`, played on at another speed
+            # rounded as the manifest records it, so the record replays the audio exactly
+            speed = round(float(segment["speed"] * (1 + rng.choice([-1, 1])
+                                                    * rng.uniform(0.03, 0.08))), 4)
+            offset = segment["offset_s"] + at / sr * segment["speed"]
+            record = {"kind": kind, "speed": speed}
+        piece = _switched(rng, piece, read_excerpt(source, offset, rest_s, sr, speed), at, sr)
     elif kind == "loop":
         length = int(rng.uniform(2.0, 8.0) * sr)
         repeats = int(rng.integers(2, 5))
@@ -368,14 +378,26 @@ def inner_edit(rng, piece, sources, segment, sr):
         piece = piece.copy()
         piece[at + length:at + length + len(loop)] = loop
         record = {"kind": kind, "length_s": round(length / sr, 3), "repeats": repeats}
-    else:
+    else:  # bass_cut, high_cut
         length = min(int(rng.uniform(4.0, 16.0) * sr), n - at)
         low = sosfiltfilt(butter(4, EQ_CROSSOVER_HZ, btype="low", fs=sr, output="sos"),
                           piece[at:at + length]).astype(np.float32)
         piece = piece.copy()
-        piece[at:at + length] -= low
+        piece[at:at + length] = piece[at:at + length] - low if kind == "bass_cut" else low
         record = {"kind": kind, "length_s": round(length / sr, 3)}
     return piece.astype(np.float32), {**record, "time_s": at / sr}
+
+
+def _switched(rng, piece, other, at, sr):
+    """``piece`` up to sample ``at``, then ``other`` at ``piece``'s level, joined by a linear
+    crossfade of 0.01-2 s."""
+    n = len(piece)
+    other = other * np.float32(np.sqrt(np.mean(piece ** 2) / (np.mean(other ** 2) + 1e-12)))
+    fade = min(int(rng.uniform(0.01, 2.0) * sr), n - at)
+    ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+    tail = other.copy()
+    tail[:fade] = ramp * other[:fade] + (1 - ramp) * piece[at:at + fade]
+    return np.concatenate([piece[:at], tail])[:n]
 
 
 # ---------------------------------------------------------------- writing
