@@ -131,11 +131,10 @@ class PairSampler:
 
 def train_embedding(sampler: PairSampler, *, steps: int, n_mels: int = 80, lr: float = 2e-3,
                     width: int = 16, seed: int = 0, log_every: int = 50, log=print,
-                    device=None, amp: bool = False) -> TrackEmbedding:
-    """InfoNCE training with AdamW and a one-cycle schedule, on ``device`` (a ``torch.device``;
-    None: the CPU); returns the model in eval mode."""
+                    device=torch.device("cpu"), amp: bool = False) -> TrackEmbedding:
+    """InfoNCE training with AdamW and a one-cycle schedule, on ``device``; returns the model
+    in eval mode."""
     torch.manual_seed(seed)
-    device = torch.device("cpu") if device is None else device
 
     def step_loss():
         x1, x2 = (x.to(device, non_blocking=True) for x in sampler.batch())

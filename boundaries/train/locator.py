@@ -78,12 +78,11 @@ def training_views(local: placement.LocalFrames, times_s, rng, n_views: int = VI
 
 def train_locator(xs, valids, targets, *, steps: int, lr: float = 2e-3, seed: int = 0,
                   networks: int = 1, jobs: int = 1, log_every: int = 200, log=print,
-                  device=None, amp: bool = False) -> locator.Locator:
+                  device=torch.device("cpu"), amp: bool = False) -> locator.Locator:
     """The locator trained on :func:`training_views` of every training crossover; returns it
     for numpy inference (the input's standardisation included). With ``networks`` > 1, that
     many are trained (seeds ``seed + i``: initialisation and batches) and averaged, in up to
     ``jobs`` processes at once on the CPU, one after another on a GPU (``device``)."""
-    device = torch.device("cpu") if device is None else device
     x, valid, target = np.stack(xs), np.stack(valids), np.asarray(targets, np.float64)
     mean, std = _standardisation(x, valid)
     seeds = [seed + i for i in range(networks)]

@@ -7,14 +7,14 @@ import torch
 
 
 def train_steps(model, step_loss, *, steps: int, lr: float, pct_start: float, label: str,
-                metric: str, log_every: int, log=print, device=None, amp: bool = False):
+                metric: str, log_every: int, log=print, device=torch.device("cpu"),
+                amp: bool = False):
     """``steps`` optimiser steps on ``step_loss()`` (the loss tensor of a fresh batch, on
     ``device``); logs ``"{label} step i/steps: {metric} {mean loss}"``. ``model`` moves to
-    ``device`` (a ``torch.device``; None: where it is), and with ``amp`` on CUDA the forward
-    passes run under bf16 autocast. Returns the model in eval mode, on ``device``."""
-    if device is not None:
-        model.to(device)
-    use_amp = amp and device is not None and device.type == "cuda"
+    ``device``, and with ``amp`` on CUDA the forward passes run under bf16 autocast. Returns
+    the model in eval mode, on ``device``."""
+    model.to(device)
+    use_amp = amp and device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=pct_start)

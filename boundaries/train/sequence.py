@@ -38,14 +38,13 @@ class SequenceCNN(nn.Module):
 
 
 def train_sequence(inputs, labels, *, steps: int, lr: float = 2e-3, seed: int = 0,
-                   log_every: int = 200, log=print, device=None,
+                   log_every: int = 200, log=print, device=torch.device("cpu"),
                    amp: bool = False) -> sequence.SequenceNetwork:
     """``inputs``, ``labels``: per training file, :func:`sequence.network_input` of its
     first-stage (out-of-fold) probabilities ``[channels, n]`` and its row labels ``[n]``.
-    Trains on ``device`` (None: the CPU); returns the network for numpy inference."""
+    Trains on ``device``; returns the network for numpy inference."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    device = torch.device("cpu") if device is None else device
     files = [(x, np.asarray(y, dtype=np.float32)) for x, y in zip(inputs, labels) if len(y)]
     model = SequenceCNN(channels=files[0][0].shape[0])
 
