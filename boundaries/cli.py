@@ -116,7 +116,7 @@ def add_detect_arguments(parser) -> None:
                         help="move each crossover to the nearest beat within 0.35 s")
     parser.add_argument("--min-track-s", type=float, metavar="S",
                         help="the shortest track (seconds) between crossovers (default: the "
-                             "model's, tuned on validation; 6 s for the shipped model)")
+                             "model's, tuned on validation; 4 s for the shipped model)")
     _common(parser)
 
 

@@ -64,3 +64,21 @@ def test_every_benchmark_script_starts():
         out = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", script), "--help"],
                              capture_output=True, text=True, cwd=REPO)
         assert out.returncode == 0, f"{script}: {out.stderr[-500:]}"
+
+
+def test_the_stated_minimum_track_length_is_the_shipped_models(capsys):
+    """The README and ``detect --help`` name the shipped model's minimum track length (they said
+    6 s while the model used 4 s)."""
+    from pathlib import Path
+
+    import pytest
+
+    from boundaries import cli
+    from boundaries.model.checkpoints import load_model
+
+    _, cfg, _ = load_model(Path(REPO) / "boundaries" / "assets" / "default.pt")
+    shipped = f"{cfg.peaks.min_distance_s:g} s for the shipped"
+    with pytest.raises(SystemExit):
+        cli.main(["detect", "--help"])
+    assert shipped in " ".join(capsys.readouterr().out.split())
+    assert shipped in " ".join((Path(REPO) / "README.md").read_text().split())
