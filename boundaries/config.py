@@ -173,6 +173,12 @@ class TrackConfig:
     locator_steps: int = 0
     locator_weight: float = 0.0
     locator_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    # decoding candidates tuned on validation at the end of training: the minimum track length
+    # (peaks.min_distance_s) and the level of a hump whose middle a peak moves to
+    # (peaks.plateau_level; 0 unless one raises validation F). One value pins it: tuned on the
+    # 300 validation mixes alone, a longer minimum lost on another set (MODEL_CARD.md, session 21)
+    min_track_lengths_s: tuple[float, ...] = (4.0, 6.0, 10.0, 15.0)
+    plateau_levels: tuple[float, ...] = (0.4, 0.5, 0.6)
     # locators trained (seeds train.seed + i, the same views) whose probabilities are averaged:
     # one training's figures vary (MODEL_CARD.md, session 18)
     locator_seeds: int = 1
@@ -211,6 +217,11 @@ class TrackConfig:
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
         _check(self.locator_steps >= 0, "track.locator_steps", "must be >= 0")
         _check(self.locator_weight >= 0, "track.locator_weight", "must be >= 0")
+        _check(len(self.min_track_lengths_s) > 0 and min(self.min_track_lengths_s) > 0,
+               "track.min_track_lengths_s", "must be a non-empty list of seconds > 0")
+        _check(len(self.plateau_levels) > 0 and 0 < min(self.plateau_levels)
+               and max(self.plateau_levels) < 1, "track.plateau_levels",
+               "must be a non-empty list of levels in (0, 1)")
         for key in ("placement_sigmas_s", "locator_weights"):
             values = getattr(self, key)
             _check(len(values) > 0 and min(values) >= 0, f"track.{key}",

@@ -49,6 +49,8 @@ def test_overrides_are_typed():
     ("labels.radius_s=20", "labels.radius_s"),
     ("features.fmax=20000", "features.fmax"),
     ("train.amp=3", "must be true or false"),
+    ("track.min_track_lengths_s=[]", "track.min_track_lengths_s"),
+    ("track.plateau_levels=[0.4, 1.5]", "track.plateau_levels"),
 ])
 def test_bad_values_fail_naming_the_key(override, pattern):
     with pytest.raises(ConfigError, match=pattern):

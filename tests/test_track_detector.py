@@ -264,6 +264,22 @@ def test_placement_is_tuned_among_the_configured_candidates_only(trained):
         assert sigma in sigmas and weight in weights and "boundary" in result
 
 
+def test_decoding_is_tuned_among_the_configured_candidates_only(trained):
+    from boundaries import workflows
+    from boundaries.model.checkpoints import load_model
+
+    tmp, run = trained
+    model, cfg, _ = load_model(run / "best.pt")
+    val, _ = workflows.load_annotated(tmp / "val", cfg, progress=False)
+    activations = [model.frame_activations(t.mel) for t in val]
+    for lengths, levels in (((9.0,), (0.45,)), ((5.0, 7.0), (0.3, 0.7))):
+        pinned = cfg.replace(track=dataclasses.replace(
+            cfg.track, min_track_lengths_s=lengths, plateau_levels=levels))
+        tuned = track_change.tune_decoding(val, activations, pinned)
+        assert tuned.peaks.min_distance_s in lengths
+        assert tuned.peaks.plateau_level in (0.0, *levels)  # 0: no level raised validation F
+
+
 def test_a_locator_survives_the_checkpoint_and_moves_the_placement(trained, tmp_path):
     import torch
 

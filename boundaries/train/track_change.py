@@ -51,8 +51,6 @@ from boundaries.score import evaluation, metrics
 logger = logging.getLogger(__name__)
 
 THRESHOLDS = np.round(np.r_[0.01, 0.02, 0.03, np.arange(0.05, 0.96, 0.025)], 3)
-MIN_TRACK_S = (4.0, 6.0, 10.0, 15.0)  # candidates for peaks.min_distance_s
-PLATEAU_LEVELS = (0.4, 0.5, 0.6)  # candidates for peaks.plateau_level (kept 0 unless one wins)
 # candidates for peaks.smooth_s. Only 0 by default: on the shipped detector 1-5 s (3 s won) raised
 # validation F@3 and lowered F@0.5, the objective +0.001 (MODEL_CARD.md, session 17)
 SMOOTH_S = (0.0,)
@@ -323,7 +321,7 @@ def tune_decoding(val_data, activations, cfg, smooth_candidates_s=SMOOTH_S):
         # smoothed once per candidate, not once per threshold: the grid below sees the curves
         curves = [inference.smoothed(a, dataclasses.replace(cfg.peaks, smooth_s=smooth_s),
                                      cfg.fps) for a in activations]
-        for min_track_s in MIN_TRACK_S:
+        for min_track_s in cfg.track.min_track_lengths_s:
             peaks_cfg = dataclasses.replace(cfg.peaks, min_distance_s=min_track_s,
                                             max_window_s=min_track_s / 2, plateau_level=0.0,
                                             subtract_local_mean=False, smooth_s=0.0)
@@ -333,7 +331,7 @@ def tune_decoding(val_data, activations, cfg, smooth_candidates_s=SMOOTH_S):
                 if f > best[0] + 1e-12:
                     best = (f, dataclasses.replace(peaks_cfg, threshold=float(threshold),
                                                    smooth_s=smooth_s))
-    for level in PLATEAU_LEVELS:  # then where on its hump each peak goes
+    for level in cfg.track.plateau_levels:  # then where on its hump each peak goes
         peaks_cfg = dataclasses.replace(best[1], plateau_level=level)
         f = _mean_f(val_data, activations, cfg.replace(peaks=peaks_cfg))
         if f > best[0] + 1e-12:
