@@ -4,6 +4,9 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 
@@ -69,10 +72,6 @@ def test_every_benchmark_script_starts():
 def test_the_stated_minimum_track_length_is_the_shipped_models(capsys):
     """The README and ``detect --help`` name the shipped model's minimum track length (they said
     6 s while the model used 4 s)."""
-    from pathlib import Path
-
-    import pytest
-
     from boundaries import cli
     from boundaries.model.checkpoints import load_model
 
