@@ -1,12 +1,21 @@
 """The placement locator: numpy inference equals torch, its window, its training, its weight."""
 
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from boundaries.detection import placement
 from boundaries.model.locator import Locator, network_input
-from boundaries.train.locator import LocatorCNN, train_locator
+from boundaries.train.locator import (
+    LocatorCNN,
+    LocatorTraining,
+    gather_views,
+    train_locator,
+    training_views,
+)
 
 HALF = 20
 
@@ -137,10 +146,74 @@ def test_without_room_for_the_shared_views_the_networks_train_in_turn(rng, monke
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(training.np, "save", no_space)
+    monkeypatch.setattr(training.np.lib.format, "open_memmap", no_space)
     logs = []
     fallback = train_locator(xs, valids, [HALF] * 8, steps=2, networks=2, jobs=2,
                              log=logs.append)
     assert any("No space left on device" in line and "in turn" in line for line in logs)
     for a, b in zip(in_turn.state, fallback.state):
         np.testing.assert_array_equal(a["inp.weight"], b["inp.weight"])
+
+
+def test_networks_trained_beside_the_callers_work_equal_those_trained_in_turn(rng):
+    """In parallel mode the workers train while the caller is still busy (one at a time, the
+    caller's thread pools at one thread meanwhile), and give what training in turn gives."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
+    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    in_turn = train_locator(xs, valids, [HALF] * 8, steps=3, networks=2, log=lambda *_: None)
+    training = LocatorTraining(steps=3, networks=2, jobs=2, log=lambda *_: None)
+    training.start(lambda folder: gather_from_lists(xs, valids, folder))
+    assert training.pool is not None
+    with threadpool_limits(2), training.beside():
+        assert threadpool_info() and all(pool["num_threads"] == 1 for pool in threadpool_info())
+        for _ in range(600):  # both finish while the caller still works
+            if len(training.futures) == 2 and all(f.done() for f in training.futures.values()):
+                break
+            time.sleep(0.1)
+        assert sorted(training.futures) == [0, 1]
+        assert all(f.done() for f in training.futures.values())
+    trained = training.result()
+    for a, b in zip(in_turn.state, trained.state):
+        for key, value in a.items():
+            np.testing.assert_array_equal(b[key], value)
+
+
+def gather_from_lists(xs, valids, folder):
+    from boundaries.train.locator import Views, _views_array
+
+    x = _views_array(folder, (len(xs), *xs[0].shape))
+    x[:] = np.stack(xs)
+    return Views(x, np.stack(valids), np.full(len(xs), float(HALF)))
+
+
+def test_views_gathered_into_a_file_equal_the_views_of_each_file(rng, tmp_path):
+    fps = 22050 / 512
+    mels = [rng.normal(-30, 10, (16, int(fps * 40))).astype(np.float32) for _ in range(2)]
+    times = [np.array([12.0, 25.0]), np.array([20.0])]
+    on_disk = gather_views(list(zip(mels, times)), fps, seed=3, folder=tmp_path)
+    in_memory = gather_views(list(zip(mels, times)), fps, seed=3)
+    assert isinstance(on_disk.x, np.memmap) and not isinstance(in_memory.x, np.memmap)
+    view_rng = np.random.default_rng(3)
+    each = [training_views(placement.LocalFrames(m, fps), t, view_rng) for m, t in zip(mels, times)]
+    expected = [np.stack([v for views in each for v in views[i]]) for i in range(3)]
+    assert len(on_disk.x) == 3 * 3
+    for got in (on_disk, in_memory):
+        np.testing.assert_array_equal(got.x, expected[0])
+        np.testing.assert_array_equal(got.valid, expected[1])
+        np.testing.assert_array_equal(got.target, expected[2])
+
+
+def test_a_failure_beside_the_networks_stops_them_and_deletes_the_views(rng):
+    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
+    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    training = LocatorTraining(steps=3, networks=3, jobs=2, log=lambda *_: None)
+    training.start(lambda folder: gather_from_lists(xs, valids, folder))
+    folder = Path(training.folder.name)
+    assert (folder / "views.npy").is_file()
+    with pytest.raises(KeyError), training.beside():
+        raise KeyError("the trees failed")
+    training.scheduler.join(timeout=60)
+    assert not training.scheduler.is_alive() and len(training.futures) < 3
+    assert not folder.exists()

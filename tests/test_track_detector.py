@@ -431,3 +431,37 @@ def test_its_networks_train_where_train_device_says():
     on_cuda = cfg.replace(train=dataclasses.replace(cfg.train, device="cuda"))
     with pytest.raises(BoundariesError, match="no CUDA GPU"):
         track_change.torch_device(on_cuda)
+
+
+def test_locators_trained_beside_the_other_stages_give_the_same_checkpoint(trained):
+    """data.jobs 2: the locators train in a worker process while the trees fit; every array
+    of the checkpoint equals the one trained with everything in turn (data.jobs 1)."""
+    import train
+    from boundaries.model.checkpoints import read_checkpoint
+
+    tmp, _ = trained
+    states = {}
+    for jobs in (1, 2):
+        run = tmp / f"run_jobs{jobs}"
+        assert train.main([*CONFIGS, *sets(tmp, tmp / "train", **{
+            "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
+            "track.locator_steps": 3, "track.locator_seeds": 2, "track.locator_weights": [1.0],
+            "data.jobs": jobs}), "--val-data", str(tmp / "val"), "--run-dir", str(run)]) == 0
+        state, _ = read_checkpoint(run / "best.pt")
+        state["config"]["data"].pop("jobs")
+        states[jobs] = dict(_flat(state))
+    assert any(key.startswith("/locator") for key in states[2])
+    assert states[1].keys() == states[2].keys()
+    for key, value in states[1].items():
+        np.testing.assert_array_equal(np.asarray(states[2][key]), np.asarray(value), err_msg=key)
+
+
+def _flat(tree, prefix=""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _flat(value, f"{prefix}/{key}")
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            yield from _flat(value, f"{prefix}[{i}]")
+    else:
+        yield prefix, tree

@@ -8,11 +8,14 @@ validation windows the share placed within 0.5 s peaked after 4-5 passes over th
 MODEL_CARD.md, session 18).
 """
 
+import contextlib
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -76,47 +79,181 @@ def training_views(local: placement.LocalFrames, times_s, rng, n_views: int = VI
     return xs, valids, targets
 
 
-def train_locator(xs, valids, targets, *, steps: int, lr: float = 2e-3, seed: int = 0,
-                  networks: int = 1, jobs: int = 1, log_every: int = 200, log=print,
-                  device=torch.device("cpu"), amp: bool = False) -> locator.Locator:
-    """The locator trained on :func:`training_views` of every training crossover; returns it
-    for numpy inference (the input's standardisation included). With ``networks`` > 1, that
-    many are trained (seeds ``seed + i``: initialisation and batches) and averaged, in up to
-    ``jobs`` processes at once on the CPU, one after another on a GPU (``device``)."""
-    x, valid, target = np.stack(xs), np.stack(valids), np.asarray(targets, np.float64)
-    mean, std = _standardisation(x, valid)
-    seeds = [seed + i for i in range(networks)]
-    settings = {"steps": steps, "lr": lr, "log_every": log_every}
-    states = None
-    if jobs > 1 and networks > 1 and device.type == "cpu":
+class Views(NamedTuple):
+    """Every training view: ``x`` ``[n, window, n_in]`` float16, unstandardised (a memory map of
+    a temporary file in parallel mode), its valid frames and the crossover's position."""
+
+    x: np.ndarray
+    valid: np.ndarray
+    target: np.ndarray
+
+
+def gather_views(tracks, fps: float, seed: int, folder=None, n_views: int = VIEWS) -> Views:
+    """:func:`training_views` of every ``(log-mel, crossover times)`` in ``tracks`` (a list),
+    drawn with ``seed``, written straight into ``folder/views.npy`` when ``folder`` is given: the
+    ~4 GB of views of 3,300 mixes then never sit in this process, which goes on with the trees
+    while the networks train. Raises OSError where the file cannot be written."""
+    rng = np.random.default_rng(seed)
+    n = n_views * sum(len(times) for _, times in tracks)
+    x = valid = None
+    target, at = np.empty(n), 0
+    for mel, times in tracks:
+        for view, frames, position in zip(*training_views(placement.LocalFrames(mel, fps), times,
+                                                          rng, n_views)):
+            if x is None:  # the window's shape, known from the first view
+                x, valid = _views_array(folder, (n, *view.shape)), np.empty((n, len(frames)), bool)
+            x[at], valid[at], target[at] = view, frames, position
+            at += 1
+    if x is None:
+        raise ValueError("the locator needs training crossovers; these files have none")
+    return Views(x, valid, target)
+
+
+def _views_array(folder, shape) -> np.ndarray:
+    if folder is None:
+        return np.empty(shape, np.float16)
+    return np.lib.format.open_memmap(Path(folder) / "views.npy", "w+", np.float16, shape)
+
+
+def train_locator(xs, valids, targets, **settings) -> locator.Locator:
+    """The locator trained on views given as lists (:func:`training_views`); ``settings`` as
+    :class:`LocatorTraining` takes them."""
+
+    def views(folder):
+        x = _views_array(folder, (len(xs), *np.shape(xs[0])))
+        x[:] = np.stack(xs)
+        return Views(x, np.stack(valids), np.asarray(targets, np.float64))
+
+    training = LocatorTraining(**settings)
+    training.start(views)
+    return training.result()
+
+
+class LocatorTraining:
+    """The locator networks of one detector (seeds ``seed + i``: initialisation and batches),
+    averaged into one :class:`~boundaries.model.locator.Locator` (standardisation included).
+
+    On the CPU with ``jobs`` > 1 they train in worker processes from :meth:`start` on:
+    ``jobs - 1`` at a time while the caller still works (inside :meth:`beside`, where the
+    caller's BLAS/OpenMP pools keep to one thread), ``jobs`` at a time after. Each network is
+    seeded on its own, so the states equal training them one after another, as they do on a
+    GPU, with one job, or when the workers fail (in :meth:`result`; tests check both)."""
+
+    def __init__(self, *, steps: int, lr: float = 2e-3, seed: int = 0, networks: int = 1,
+                 jobs: int = 1, log_every: int = 200, log=print, device=torch.device("cpu"),
+                 amp: bool = False):
+        self.settings = {"steps": steps, "lr": lr, "log_every": log_every}
+        self.seeds = [seed + i for i in range(networks)]
+        self.jobs, self.log, self.device, self.amp = jobs, log, device, amp
+        self.threads = torch.get_num_threads()  # read here: a new thread may see another count
+        self.folder = self.pool = self.views = None
+        self.futures = {}
+        self.caller_done = threading.Event()
+        self.scheduler = threading.Thread(target=self._schedule, daemon=True)
+
+    def start(self, make_views) -> None:
+        """Build the views (``make_views(folder)``: into ``folder``, or in memory for None) and,
+        in parallel mode, start the workers on them."""
+        if self.jobs > 1 and self.device.type == "cpu":
+            try:
+                self.folder = tempfile.TemporaryDirectory(prefix="boundaries-locator-")
+                self.views = make_views(Path(self.folder.name))
+            except OSError as error:  # no room for the views file
+                self._fall_back(f"cannot share the views with worker processes ({error})")
+                if self.folder is not None:
+                    self.folder.cleanup()
+                    self.folder = None
+        if self.views is None:
+            self.views = make_views(None)
+        self.mean, self.std = _standardisation(self.views.x, self.views.valid)
+        if self.folder is not None:
+            self.views.x.flush()
+            limit_worker_threads()  # before the workers spawn: they read it at start
+            self.pool = ProcessPoolExecutor(min(self.jobs, len(self.seeds)),
+                                            mp_context=get_context("spawn"),
+                                            initializer=die_with_parent)
+            self.scheduler.start()
+
+    @contextlib.contextmanager
+    def beside(self):
+        """The caller's work while the networks train: its BLAS/OpenMP pools at one thread (the
+        workers have the other cores); afterwards the workers may use every job."""
+        from threadpoolctl import threadpool_limits
+
         try:
-            states = _train_in_workers(x, (valid, target, mean, std), seeds, jobs, settings, log)
-        except (OSError, BrokenProcessPool) as error:  # no room for the views, a worker killed
-            log(f"locator: the worker processes failed ({error}); training the networks in turn")
-    if states is None:
-        states = [_train_one(x, valid, target, mean, std, seed=s, log=log, device=device,
-                             amp=amp, **settings) for s in seeds]
-    return locator.Locator(states if networks > 1 else states[0])
+            with threadpool_limits(1 if self.pool else None):
+                yield
+        except BaseException:  # the caller failed: no network is wanted any more
+            self.stop()
+            raise
+        finally:
+            self.caller_done.set()
 
+    def stop(self) -> None:
+        """Start no more networks (those training finish in their workers, which exit with
+        this process) and delete the views file."""
+        self.seeds = []
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.folder is not None:
+            self.folder.cleanup()
 
-def _train_in_workers(x, arrays, seeds, jobs, settings, log) -> list:
-    """One network per process, each at this process's torch thread count. Each network is
-    seeded on its own, so the states equal training them one after another (a test checks);
-    the views reach the workers as a memory-mapped file, not one pickled copy each (~1.5 GB).
-    Their logs follow once all have finished."""
-    limit_worker_threads()
-    with tempfile.TemporaryDirectory(prefix="boundaries-locator-") as tmp:
-        views = Path(tmp) / "views.npy"
-        np.save(views, x)
-        with ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=get_context("spawn"),
-                                 initializer=die_with_parent) as pool:
-            futures = [pool.submit(_train_worker, views, arrays, s, torch.get_num_threads(),
-                                   settings) for s in seeds]
-            results = [future.result() for future in futures]
-    for _, lines in results:
-        for line in lines:
-            log(line)
-    return [state for state, _ in results]
+    def result(self) -> locator.Locator:
+        """Wait for the networks (training those not trained yet in turn) and average them."""
+        self.caller_done.set()
+        states = None
+        if self.pool is not None:
+            try:
+                states = self._gather()
+            except (OSError, BrokenProcessPool) as error:  # a worker killed, say
+                self._fall_back(f"the worker processes failed ({error})")
+        if states is None:
+            states = [self._train_here(seed) for seed in self.seeds]
+        if self.folder is not None:
+            self.views = None
+            self.folder.cleanup()
+        return locator.Locator(states if len(states) > 1 else states[0])
+
+    def _schedule(self) -> None:
+        """Submit the networks: one at a time while the caller works, ``jobs`` at a time after."""
+        waiting, running = list(self.seeds), set()
+        try:
+            while (waiting and self.seeds) or running:
+                room = self.jobs if self.caller_done.is_set() else max(1, self.jobs - 1)
+                while waiting and len(running) < room:
+                    seed = waiting.pop(0)
+                    future = self.pool.submit(_train_worker, Path(self.folder.name) / "views.npy",
+                                              self._arrays(), seed, self.threads,
+                                              self.settings)
+                    self.futures[seed] = future
+                    running.add(future)
+                running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED).not_done
+        except RuntimeError as error:  # a broken pool (result() trains in turn), or stopped
+            self.futures[None] = error
+
+    def _gather(self) -> list:
+        self.scheduler.join()
+        self.pool.shutdown()
+        if None in self.futures:
+            raise self.futures[None]
+        results = [self.futures[seed].result() for seed in self.seeds]
+        for _, lines in results:  # the workers' logs, in seed order, once all have finished
+            for line in lines:
+                self.log(line)
+        return [state for state, _ in results]
+
+    def _train_here(self, seed) -> dict:
+        return _train_one(self.views.x, *self._arrays(), seed=seed, log=self.log,
+                          device=self.device, amp=self.amp, **self.settings)
+
+    def _arrays(self) -> tuple:
+        return self.views.valid, self.views.target, self.mean, self.std
+
+    def _fall_back(self, why: str) -> None:
+        self.log(f"locator: {why}; training the networks in turn")
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        self.pool = None
 
 
 def _train_worker(views, arrays, seed, threads, settings) -> tuple:

@@ -20,15 +20,18 @@
    ``eval.tune_window``), never on test; then the plateau level that moves each peak to the
    middle of its hump, if one raises that F.
 5. The placement stage: trees on fine frames around every training crossover (seen from a
-   detection up to ``placement.JITTER_S`` off) and, with ``track.locator_steps``, the locator
-   (a CNN over the whole +-7 s window, :mod:`boundaries.train.locator`); the prior width and the
-   locator's weight are tuned on validation (mean of F@0.5 and F@3). Placement is kept only if
+   detection up to ``placement.JITTER_S`` off) and, with ``track.locator_steps``, the locators
+   (CNNs over the whole +-7 s window, :mod:`boundaries.train.locator`): on a CPU with
+   ``data.jobs`` > 1 they train in worker processes from the start, beside steps 2-4, and only
+   the placement's tuning waits for them. The prior width and the locator's weight are tuned on
+   validation (mean of F@0.5 and F@3). Placement is kept only if
    it raises that mean on validation, the locator only if its tuned weight is above 0.
 
 The small networks (embedding, sequence stage, locators) train on ``train.device`` (a GPU when
 ``auto`` finds one, under bf16 autocast with ``train.amp``); the trees always on the CPU.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -227,23 +230,23 @@ def fit_placement(train_data, fps, cfg, log=print) -> dict:
     return {**trees, "search_s": np.array(placement.SEARCH_S)}
 
 
-def fit_locator(train_data, fps, cfg, log=print):
-    """The placement locator, on views around every training crossover; None when
+def start_locators(train_data, fps, cfg, log=print):
+    """The placement locators, on views around every training crossover, started: on a CPU with
+    ``data.jobs`` > 1 they train in worker processes while the caller fits the other stages
+    (:class:`~boundaries.train.locator.LocatorTraining`; ``.result()`` gives them). None when
     ``track.locator_steps`` is 0."""
     if not cfg.track.locator_steps:
         return None
-    from boundaries.train.locator import train_locator, training_views
+    from boundaries.train.locator import LocatorTraining, gather_views
 
-    rng = np.random.default_rng(cfg.train.seed)
-    views = ([], [], [])
-    for track in train_data:
-        for gathered, new in zip(views, training_views(placement.LocalFrames(track.mel, fps),
-                                                       track.times_s, rng)):
-            gathered.extend(new)
-    log(f"locator: {len(views[0])} views of {sum(len(t.times_s) for t in train_data)} crossovers")
-    return train_locator(*views, steps=cfg.track.locator_steps, seed=cfg.train.seed,
-                         networks=cfg.track.locator_seeds, jobs=cfg.data.jobs, log=log,
-                         **torch_device(cfg))
+    tracks = [(track.mel, track.times_s) for track in train_data]
+    training = LocatorTraining(steps=cfg.track.locator_steps, seed=cfg.train.seed,
+                               networks=cfg.track.locator_seeds, jobs=cfg.data.jobs, log=log,
+                               **torch_device(cfg))
+    training.start(lambda folder: gather_views(tracks, fps, cfg.train.seed, folder))
+    log(f"locator: {len(training.views.target)} views of "
+        f"{sum(len(t.times_s) for t in train_data)} crossovers")
+    return training
 
 
 def fit_trees(X, y, cfg, log=print):
@@ -347,17 +350,23 @@ def _mean_f(val_data, activations, cfg, threshold=None) -> float:
 
 
 def train_track_detector(cfg, train_data, val_data, log=print):
-    """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``."""
+    """Fit the whole detector; returns ``(detector, tuned_cfg, validation_result)``. The
+    locators train beside the other stages (worker processes), which wait for them only to tune
+    the placement."""
     fps = cfg.fps
-    networks, network_of_file = fit_embeddings(train_data, cfg, log)
-    X, y, counts, names = table(train_data, network_of_file, cfg)
-    trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
-    detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
-                                   columns=RowColumns.of(cfg.track),
-                                   sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
-    detector.placement = fit_placement(train_data, fps, cfg, log)
-    detector.locator = fit_locator(train_data, fps, cfg, log)
-    tuned, _ = tune_track_detector(detector, val_data, cfg, log)
+    locators = start_locators(train_data, fps, cfg, log)
+    with locators.beside() if locators else contextlib.nullcontext():
+        networks, network_of_file = fit_embeddings(train_data, cfg, log)
+        X, y, counts, names = table(train_data, network_of_file, cfg)
+        trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
+        detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
+                                       columns=RowColumns.of(cfg.track),
+                                       sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
+        del X, y, oof
+        detector.placement = fit_placement(train_data, fps, cfg, log)
+        tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
+    detector.locator = locators.result() if locators else None
+    tuned = tune_placement_stage(detector, val_data, activations, tuned, unplaced, log)
     return detector, tuned, tuned_result(detector, val_data, tuned, log)
 
 
@@ -379,26 +388,40 @@ def tune_track_detector(detector, val_data, cfg, log=print):
     """``(cfg, activations)`` with the threshold, minimum track length, frame threshold and
     placement prior tuned on ``val_data``; the placement stage is switched off (``detector.
     placement = None``) when it does not raise mean F@0.5/F@3 there."""
+    tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
+    return tune_placement_stage(detector, val_data, activations, tuned, unplaced, log), activations
+
+
+def tune_peaks(detector, val_data, cfg, log=print):
+    """``(cfg, activations, result)``: the decoding and frame threshold tuned on ``val_data``,
+    the first stages' validation activations and their scores without placement."""
     activations = [detector.frame_activations(t.mel) for t in val_data]
     tuned = tune_decoding(val_data, activations, cfg)
     frame = evaluation.tune_frame_threshold(val_data, activations, tuned)
     tuned = tuned.replace(eval=dataclasses.replace(tuned.eval, frame_threshold=frame))
     result = evaluation.score(val_data, activations, tuned)
     log("validation without placement: " + _f_line(result))
+    return tuned, activations, result
+
+
+def tune_placement_stage(detector, val_data, activations, cfg, unplaced, log=print):
+    """``cfg`` with the placement prior and locator weight tuned on ``val_data``; the placement
+    stage is switched off when it does not raise the objective over ``unplaced`` (the scores
+    without it), the locator when its weight is 0."""
     if detector.placement is None:
-        return tuned, activations
-    sigma, weight, placed = tune_placement(detector, val_data, activations, tuned)
+        return cfg
+    sigma, weight, placed = tune_placement(detector, val_data, activations, cfg)
     log(f"validation with placement (prior {sigma:g} s, locator weight {weight:g}): "
         + _f_line(placed))
-    if _objective(placed) <= _objective(result):
+    if _objective(placed) <= _objective(unplaced):
         log("placement does not help on validation: left out")
         detector.placement = detector.locator = None
-        return tuned, activations
+        return cfg
     detector.placement_sigma_s, detector.locator_weight = sigma, weight
     if weight == 0:
         detector.locator = None  # it lost on validation: not stored
-    return tuned.replace(track=dataclasses.replace(
-        tuned.track, placement_sigma_s=sigma, locator_weight=weight)), activations
+    return cfg.replace(track=dataclasses.replace(cfg.track, placement_sigma_s=sigma,
+                                                 locator_weight=weight))
 
 
 def tune_placement(detector, val_data, activations, cfg):
