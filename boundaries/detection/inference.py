@@ -164,12 +164,12 @@ def decode(activations, cfg, threshold=None, n_tracks=None):
     return _centred(activations, times, cfg.peaks, cfg.fps), strengths
 
 
-def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None):
+def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None, acts=None):
     """``(activations, times_s, strengths)``: the one path from log-mel to boundaries. With
     ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`) instead
     of a threshold. A model with a placement stage (the track-change detector) then moves each
-    to its instant."""
-    acts = activations_for(model, mel, cfg, device)
+    to its instant. ``acts``: :func:`activations_for` of this ``mel``, where already at hand."""
+    acts = activations_for(model, mel, cfg, device) if acts is None else acts
     times, strengths = decode(acts, cfg, threshold, n_tracks)
     end_s = (len(acts) - 1) / cfg.fps
     inside = (times >= EDGE_S) & (times <= end_s - EDGE_S)  # best-K keeps to this already

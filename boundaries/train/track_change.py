@@ -367,14 +367,17 @@ def train_track_detector(cfg, train_data, val_data, log=print):
         tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
     detector.locator = locators.result() if locators else None
     tuned = tune_placement_stage(detector, val_data, activations, tuned, unplaced, log)
-    return detector, tuned, tuned_result(detector, val_data, tuned, log)
+    return detector, tuned, tuned_result(detector, val_data, tuned, log, activations)
 
 
-def tuned_result(detector, val_data, cfg, log=print):
+def tuned_result(detector, val_data, cfg, log=print, activations=None):
     """Validation scores of a tuned detector, placement included; with ``recall_by_kind`` where
     the validation mixes have a make_mixes.py manifest (a shipping decision should see a
-    transition kind that a better mean F hides)."""
-    detections = [inference.boundaries_for(detector, t.mel, cfg, "cpu") for t in val_data]
+    transition kind that a better mean F hides). ``activations``: the detector's on
+    ``val_data``, where the tuning has them already."""
+    activations = activations or [None] * len(val_data)
+    detections = [inference.boundaries_for(detector, t.mel, cfg, "cpu", acts=a)
+                  for t, a in zip(val_data, activations)]
     result = evaluation.score(val_data, [a for a, _, _ in detections], cfg,
                               estimates=[(times, s) for _, times, s in detections])
     by_kind = evaluation.recall_by_kind(val_data, [times for _, times, _ in detections])
