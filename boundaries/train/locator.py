@@ -10,8 +10,7 @@ MODEL_CARD.md, session 18).
 
 import contextlib
 import tempfile
-import threading
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
@@ -133,11 +132,12 @@ class LocatorTraining:
     """The locator networks of one detector (seeds ``seed + i``: initialisation and batches),
     averaged into one :class:`~boundaries.model.locator.Locator` (standardisation included).
 
-    On the CPU with ``jobs`` > 1 they train in worker processes from :meth:`start` on:
-    ``jobs - 1`` at a time while the caller still works (inside :meth:`beside`, where the
-    caller's BLAS/OpenMP pools keep to one thread), ``jobs`` at a time after. Each network is
-    seeded on its own, so the states equal training them one after another, as they do on a
-    GPU, with one job, or when the workers fail (in :meth:`result`; tests check both)."""
+    On the CPU with ``jobs`` > 1 they train in up to ``jobs`` worker processes from :meth:`start`
+    on, while the caller goes on with its own work (inside :meth:`beside`, where its BLAS/OpenMP
+    pools keep to one thread): the box's cores stay busy until the last of them finishes, not
+    the caller's work and the networks one after the other. Each network is seeded on its own,
+    so the states equal training them in turn, as they do on a GPU, with one job, or when the
+    workers fail (in :meth:`result`; tests check both)."""
 
     def __init__(self, *, steps: int, lr: float = 2e-3, seed: int = 0, networks: int = 1,
                  jobs: int = 1, log_every: int = 200, log=print, device=torch.device("cpu"),
@@ -145,11 +145,8 @@ class LocatorTraining:
         self.settings = {"steps": steps, "lr": lr, "log_every": log_every}
         self.seeds = [seed + i for i in range(networks)]
         self.jobs, self.log, self.device, self.amp = jobs, log, device, amp
-        self.threads = torch.get_num_threads()  # read here: a new thread may see another count
         self.folder = self.pool = self.views = None
-        self.futures = {}
-        self.caller_done = threading.Event()
-        self.scheduler = threading.Thread(target=self._schedule, daemon=True)
+        self.futures = []
 
     def start(self, make_views) -> None:
         """Build the views (``make_views(folder)``: into ``folder``, or in memory for None) and,
@@ -172,35 +169,34 @@ class LocatorTraining:
             self.pool = ProcessPoolExecutor(min(self.jobs, len(self.seeds)),
                                             mp_context=get_context("spawn"),
                                             initializer=die_with_parent)
-            self.scheduler.start()
+            views = Path(self.folder.name) / "views.npy"
+            self.futures = [self.pool.submit(_train_worker, views, self._arrays(), seed,
+                                             torch.get_num_threads(), self.settings)
+                            for seed in self.seeds]
 
     @contextlib.contextmanager
     def beside(self):
-        """The caller's work while the networks train: its BLAS/OpenMP pools at one thread (the
-        workers have the other cores); afterwards the workers may use every job."""
+        """The caller's work while the networks train: its BLAS/OpenMP pools at one thread. If
+        it fails, no network is wanted any more (:meth:`stop`)."""
         from threadpoolctl import threadpool_limits
 
         try:
             with threadpool_limits(1 if self.pool else None):
                 yield
-        except BaseException:  # the caller failed: no network is wanted any more
+        except BaseException:
             self.stop()
             raise
-        finally:
-            self.caller_done.set()
 
     def stop(self) -> None:
         """Start no more networks (those training finish in their workers, which exit with
         this process) and delete the views file."""
-        self.seeds = []
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         if self.folder is not None:
             self.folder.cleanup()
 
     def result(self) -> locator.Locator:
-        """Wait for the networks (training those not trained yet in turn) and average them."""
-        self.caller_done.set()
+        """Wait for the networks (training them in turn where no worker did) and average them."""
         states = None
         if self.pool is not None:
             try:
@@ -208,43 +204,21 @@ class LocatorTraining:
             except (OSError, BrokenProcessPool) as error:  # a worker killed, say
                 self._fall_back(f"the worker processes failed ({error})")
         if states is None:
-            states = [self._train_here(seed) for seed in self.seeds]
+            states = [_train_one(self.views.x, *self._arrays(), seed=seed, log=self.log,
+                                 device=self.device, amp=self.amp, **self.settings)
+                      for seed in self.seeds]
         if self.folder is not None:
             self.views = None
             self.folder.cleanup()
         return locator.Locator(states if len(states) > 1 else states[0])
 
-    def _schedule(self) -> None:
-        """Submit the networks: one at a time while the caller works, ``jobs`` at a time after."""
-        waiting, running = list(self.seeds), set()
-        try:
-            while (waiting and self.seeds) or running:
-                room = self.jobs if self.caller_done.is_set() else max(1, self.jobs - 1)
-                while waiting and len(running) < room:
-                    seed = waiting.pop(0)
-                    future = self.pool.submit(_train_worker, Path(self.folder.name) / "views.npy",
-                                              self._arrays(), seed, self.threads,
-                                              self.settings)
-                    self.futures[seed] = future
-                    running.add(future)
-                running = wait(running, timeout=1.0, return_when=FIRST_COMPLETED).not_done
-        except RuntimeError as error:  # a broken pool (result() trains in turn), or stopped
-            self.futures[None] = error
-
     def _gather(self) -> list:
-        self.scheduler.join()
+        results = [future.result() for future in self.futures]
         self.pool.shutdown()
-        if None in self.futures:
-            raise self.futures[None]
-        results = [self.futures[seed].result() for seed in self.seeds]
         for _, lines in results:  # the workers' logs, in seed order, once all have finished
             for line in lines:
                 self.log(line)
         return [state for state, _ in results]
-
-    def _train_here(self, seed) -> dict:
-        return _train_one(self.views.x, *self._arrays(), seed=seed, log=self.log,
-                          device=self.device, amp=self.amp, **self.settings)
 
     def _arrays(self) -> tuple:
         return self.views.valid, self.views.target, self.mean, self.std
