@@ -15,6 +15,7 @@ from boundaries.train.locator import (
     gather_views,
     train_locator,
     training_views,
+    views_from_lists,
 )
 
 HALF = 20
@@ -180,11 +181,7 @@ def test_networks_trained_beside_the_callers_work_equal_those_trained_in_turn(rn
 
 
 def gather_from_lists(xs, valids, folder):
-    from boundaries.train.locator import Views, _views_array
-
-    x = _views_array(folder, (len(xs), *xs[0].shape))
-    x[:] = np.stack(xs)
-    return Views(x, np.stack(valids), np.full(len(xs), float(HALF)))
+    return views_from_lists(xs, valids, [HALF] * len(xs), folder)
 
 
 def test_views_gathered_into_a_file_equal_the_views_of_each_file(rng, tmp_path):

@@ -90,7 +90,7 @@ class Views(NamedTuple):
 def gather_views(tracks, fps: float, seed: int, folder=None, n_views: int = VIEWS) -> Views:
     """:func:`training_views` of every ``(log-mel, crossover times)`` in ``tracks`` (a list),
     drawn with ``seed``, written straight into ``folder/views.npy`` when ``folder`` is given: the
-    ~4 GB of views of 3,300 mixes then never sit in this process, which goes on with the trees
+    ~2 GB of views of 3,300 mixes then never sit in this process, which goes on with the trees
     while the networks train. Raises OSError where the file cannot be written."""
     rng = np.random.default_rng(seed)
     n = n_views * sum(len(times) for _, times in tracks)
@@ -114,17 +114,18 @@ def _views_array(folder, shape) -> np.ndarray:
     return np.lib.format.open_memmap(Path(folder) / "views.npy", "w+", np.float16, shape)
 
 
+def views_from_lists(xs, valids, targets, folder=None) -> Views:
+    """Views given as lists (:func:`training_views`), into ``folder/views.npy`` when given."""
+    x = _views_array(folder, (len(xs), *np.shape(xs[0])))
+    x[:] = np.stack(xs)
+    return Views(x, np.stack(valids), np.asarray(targets, np.float64))
+
+
 def train_locator(xs, valids, targets, **settings) -> locator.Locator:
     """The locator trained on views given as lists (:func:`training_views`); ``settings`` as
     :class:`LocatorTraining` takes them."""
-
-    def views(folder):
-        x = _views_array(folder, (len(xs), *np.shape(xs[0])))
-        x[:] = np.stack(xs)
-        return Views(x, np.stack(valids), np.asarray(targets, np.float64))
-
     training = LocatorTraining(**settings)
-    training.start(views)
+    training.start(lambda folder: views_from_lists(xs, valids, targets, folder))
     return training.result()
 
 
