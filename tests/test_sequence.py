@@ -74,3 +74,66 @@ def test_training_learns_an_isolated_peak_from_a_cluster(rng, monkeypatch, devic
     test[160:221:10] = 0.9
     out = network.probabilities(test)
     assert out[60] > 2 * out[190]
+
+
+def _small_problem(rng):
+    """(A spawned worker imports the module afresh: no monkeypatched crop size reaches it.)"""
+    from boundaries.model.sequence import network_input
+
+    probs = [rng.random(n) for n in (50, 90, 130)]
+    return [network_input(p) for p in probs], [(p > 0.9).astype(float) for p in probs]
+
+
+def test_a_network_trained_in_a_worker_beside_the_caller_equals_one_trained_here(rng):
+    """data.jobs > 1: the worker trains while the caller works at one thread; same weights,
+    same log, and the stored arrays kept."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from boundaries.train.sequence import SequenceTraining
+
+    inputs, labels = _small_problem(rng)
+    logs = {1: [], 2: []}
+    stored = {"descriptor_mean": np.ones(2)}
+    here = SequenceTraining(inputs, labels, steps=4, log_every=2, log=logs[1].append)
+    assert here.future is None
+    beside = SequenceTraining(inputs, labels, jobs=2, steps=4, log_every=2, stored=stored,
+                              log=logs[2].append)
+    assert beside.future is not None
+    with threadpool_limits(2), beside.beside():
+        assert threadpool_info() and all(pool["num_threads"] == 1 for pool in threadpool_info())
+        beside.future.result(timeout=120)  # the worker finishes while the caller still works
+    a, b = here.result().state, beside.result().state
+    assert b.keys() == a.keys() | stored.keys()
+    for key, value in a.items():
+        np.testing.assert_array_equal(b[key], value, err_msg=key)
+    assert logs[2] == logs[1] and len(logs[1]) == 2
+
+
+def test_when_the_worker_fails_the_network_trains_here(rng):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from boundaries.train.sequence import SequenceTraining
+
+    inputs, labels = _small_problem(rng)
+    expected = SequenceTraining(inputs, labels, steps=3, log=lambda *_: None).result().state
+    logs = []
+    training = SequenceTraining(inputs, labels, jobs=2, steps=3, log=logs.append)
+
+    class Broken:
+        def result(self):
+            raise BrokenProcessPool("a worker was killed")
+
+    training.future.result(timeout=120)
+    training.future = Broken()
+    state = training.result().state
+    assert any("a worker was killed" in line and "training it here" in line for line in logs)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(state[key], value, err_msg=key)
+
+
+def test_ten_steps_train_although_the_warm_up_is_one_step(rng):
+    """OneCycleLR divides by (warm-up steps - 1): 10 steps at pct_start 0.1 raised
+    ZeroDivisionError before one_cycle nudged the warm-up."""
+    inputs, labels = _small_problem(rng)
+    network = train_sequence(inputs, labels, steps=10, log=lambda *_: None)
+    assert all(np.isfinite(v).all() for v in network.state.values())

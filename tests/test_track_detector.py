@@ -44,7 +44,7 @@ def trained(tmp_path_factory):
     args = [*CONFIGS, *sets(tmp, tmp / "train", **{
         "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
         "track.recurrence": True, "track.rhythm": True, "track.rhythm_gap_s": 8.0,
-        "track.sequence_steps": 3, "track.locator_steps": 3,
+        "track.sequence_steps": 2, "track.locator_steps": 3,
         "track.sequence_descriptors": True}),
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
@@ -434,8 +434,9 @@ def test_its_networks_train_where_train_device_says():
 
 
 def test_locators_trained_beside_the_other_stages_give_the_same_checkpoint(trained):
-    """data.jobs 2: the locators train in a worker process while the trees fit; every array
-    of the checkpoint equals the one trained with everything in turn (data.jobs 1)."""
+    """data.jobs 2: the locators and the sequence stage train in worker processes while the
+    trees fit; every array of the checkpoint equals the one trained with everything in turn
+    (data.jobs 1)."""
     import train
     from boundaries.model.checkpoints import read_checkpoint
 
@@ -446,11 +447,13 @@ def test_locators_trained_beside_the_other_stages_give_the_same_checkpoint(train
         assert train.main([*CONFIGS, *sets(tmp, tmp / "train", **{
             "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
             "track.locator_steps": 3, "track.locator_seeds": 2, "track.locator_weights": [1.0],
+            "track.sequence_steps": 2,
             "data.jobs": jobs}), "--val-data", str(tmp / "val"), "--run-dir", str(run)]) == 0
         state, _ = read_checkpoint(run / "best.pt")
         state["config"]["data"].pop("jobs")
         states[jobs] = dict(_flat(state))
     assert any(key.startswith("/locator") for key in states[2])
+    assert any(key.startswith("/sequence") for key in states[2])
     assert states[1].keys() == states[2].keys()
     for key, value in states[1].items():
         np.testing.assert_array_equal(np.asarray(states[2][key]), np.asarray(value), err_msg=key)

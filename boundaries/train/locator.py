@@ -8,11 +8,8 @@ validation windows the share placed within 0.5 s peaked after 4-5 passes over th
 MODEL_CARD.md, session 18).
 """
 
-import contextlib
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,7 +19,7 @@ from torch import nn
 
 from boundaries.detection import placement
 from boundaries.model import locator
-from boundaries.signal.features import die_with_parent, limit_worker_threads
+from boundaries.train import workers
 from boundaries.train.one_cycle import numpy_state, train_steps
 
 VIEWS = 3
@@ -166,27 +163,16 @@ class LocatorTraining:
         self.mean, self.std = _standardisation(self.views.x, self.views.valid)
         if self.folder is not None:
             self.views.x.flush()
-            limit_worker_threads()  # before the workers spawn: they read it at start
-            self.pool = ProcessPoolExecutor(min(self.jobs, len(self.seeds)),
-                                            mp_context=get_context("spawn"),
-                                            initializer=die_with_parent)
+            self.pool = workers.spawn_pool(min(self.jobs, len(self.seeds)))
             views = Path(self.folder.name) / "views.npy"
             self.futures = [self.pool.submit(_train_worker, views, self._arrays(), seed,
                                              torch.get_num_threads(), self.settings)
                             for seed in self.seeds]
 
-    @contextlib.contextmanager
     def beside(self):
-        """The caller's work while the networks train: its BLAS/OpenMP pools at one thread. If
-        it fails, no network is wanted any more (:meth:`stop`)."""
-        from threadpoolctl import threadpool_limits
-
-        try:
-            with threadpool_limits(1 if self.pool else None):
-                yield
-        except BaseException:
-            self.stop()
-            raise
+        """The caller's work while the networks train (:func:`workers.beside`): its BLAS/OpenMP
+        pools at one thread; if it fails, :meth:`stop`."""
+        return workers.beside(self.pool, self.stop)
 
     def stop(self) -> None:
         """Start no more networks (those training finish in their workers, which exit with

@@ -15,6 +15,8 @@ def train_steps(model, step_loss, *, steps: int, lr: float, pct_start: float, la
     the model in eval mode, on ``device``."""
     model.to(device)
     use_amp = amp and device.type == "cuda"
+    if np.isclose(pct_start * steps, 1.0):  # OneCycleLR divides by this warm-up minus one step
+        pct_start *= 1.5
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=pct_start)

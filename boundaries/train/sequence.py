@@ -3,14 +3,18 @@
 It learns from the first stage's *out-of-fold* probabilities of the training mixes (as the
 stacked trees do), so it sees probabilities as noisy as those of music the first stage never
 met. Crops of ``CROP_ROWS`` rows (~3 minutes) from random files, binary cross-entropy against
-the rows' labels, AdamW with a one-cycle schedule.
+the rows' labels, AdamW with a one-cycle schedule. On a CPU with several jobs it trains in a
+worker process (:class:`SequenceTraining`) while the caller fits the last trees.
 """
+
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import torch
 from torch import nn
 
 from boundaries.model import sequence
+from boundaries.train import workers
 from boundaries.train.one_cycle import numpy_state, train_steps
 
 CROP_ROWS = 768
@@ -58,6 +62,60 @@ def train_sequence(inputs, labels, *, steps: int, lr: float = 2e-3, seed: int = 
     train_steps(model, step_loss, steps=steps, lr=lr, pct_start=0.1, label="sequence",
                 metric="BCE", log_every=log_every, log=log, device=device, amp=amp)
     return sequence.SequenceNetwork(numpy_state(model))
+
+
+class SequenceTraining:
+    """:func:`train_sequence` on ``inputs`` and ``labels``, started at construction: in a worker
+    process where ``jobs`` > 1 on the CPU (the caller goes on inside :meth:`beside`), otherwise
+    at :meth:`result`. Seeded, so both give the same network; so does the fallback when the
+    worker fails. ``stored``: arrays kept with the network (the descriptors' standardisation)."""
+
+    def __init__(self, inputs, labels, *, stored=None, jobs: int = 1, log=print,
+                 device=torch.device("cpu"), amp: bool = False, **settings):
+        self.inputs, self.labels, self.settings = inputs, labels, settings
+        self.stored = stored or {}
+        self.log, self.device, self.amp = log, device, amp
+        self.pool = self.future = None
+        if jobs > 1 and device.type == "cpu":
+            self.pool = workers.spawn_pool(1)
+            self.future = self.pool.submit(_train_worker, inputs, labels,
+                                           torch.get_num_threads(), settings)
+
+    def beside(self):
+        """The caller's work while the network trains (:func:`workers.beside`)."""
+        return workers.beside(self.pool, self.stop)
+
+    def stop(self) -> None:
+        """The worker is not waited for; it exits with this process."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def result(self) -> sequence.SequenceNetwork:
+        """The trained network (waiting for the worker, or training it here)."""
+        state = self._from_worker() if self.future is not None else None
+        if state is None:
+            state = train_sequence(self.inputs, self.labels, log=self.log, device=self.device,
+                                   amp=self.amp, **self.settings).state
+        return sequence.SequenceNetwork({**state, **self.stored})
+
+    def _from_worker(self):
+        try:
+            state, lines = self.future.result()
+        except (OSError, BrokenProcessPool) as error:  # a worker killed, say
+            self.log(f"sequence: the worker process failed ({error}); training it here")
+            self.pool.shutdown(cancel_futures=True)
+            return None
+        self.pool.shutdown()
+        for line in lines:
+            self.log(line)
+        return state
+
+
+def _train_worker(inputs, labels, threads, settings) -> tuple:
+    torch.set_num_threads(threads)
+    lines = []
+    network = train_sequence(inputs, labels, log=lines.append, **settings)
+    return network.state, lines
 
 
 def _batch(files, rng):

@@ -15,7 +15,8 @@
    rows). A second stage is fitted on the rows plus +-30 s of the first stage's out-of-fold
    probabilities (two folds of files). Both are exported to arrays. With
    ``track.sequence_steps``, the sequence stage (a dilated CNN) learns from the same
-   out-of-fold probabilities (and the descriptor columns, ``track.sequence_descriptors``).
+   out-of-fold probabilities (and the descriptor columns, ``track.sequence_descriptors``); on a
+   CPU with ``data.jobs`` > 1 in a worker process, while the last trees fit.
 4. Peak threshold and minimum track length tuned on the validation mixes (F at
    ``eval.tune_window``), never on test; then the plateau level that moves each peak to the
    middle of its hump, if one raises that F.
@@ -268,10 +269,10 @@ def fit_trees(X, y, cfg, log=print):
     return model
 
 
-def fit_stacked(X, y, counts, cfg, log=print):
-    """``(trees, context_trees, oof)``: the first stage on all rows, the second on the first
-    stage's out-of-fold probabilities ``oof`` (two folds of files), so it learns from
-    probabilities as noisy as those it will see on new music."""
+def out_of_fold(X, y, counts, cfg, log=print) -> np.ndarray:
+    """The first stage's probability of every row from trees fitted without its file (two folds
+    of files): what the later stages learn from, as noisy as on music the first stage never
+    met."""
     bounds = np.cumsum([0, *counts])
     files = np.arange(len(counts))
     oof = np.empty(len(X))
@@ -281,19 +282,30 @@ def fit_stacked(X, y, counts, cfg, log=print):
         mask[held] = False
         model = fit_trees(X[mask], y[mask], cfg, log)
         oof[held] = model.predict_proba(X[held])[:, 1]
+    return oof
+
+
+def fit_stacked(X, y, counts, cfg, log=print, oof=None):
+    """``(trees, context_trees, oof)``: the first stage on all rows, the second on the rows plus
+    the first stage's out-of-fold probabilities ``oof`` (:func:`out_of_fold` where not given)."""
+    if oof is None:
+        oof = out_of_fold(X, y, counts, cfg, log)
+    bounds = np.cumsum([0, *counts])
     stacked = np.vstack([track_detector.stacked_rows(X[a:b], oof[a:b])
                          for a, b in zip(bounds[:-1], bounds[1:])])
     trees = boosted.export_trees(fit_trees(X, y, cfg, log))
     return trees, boosted.export_trees(fit_trees(stacked, y, cfg, log)), oof
 
 
-def fit_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
-    """The sequence stage, trained on the first stage's out-of-fold probabilities per file (and,
-    with ``track.sequence_descriptors``, the descriptor columns of the rows ``X``, standardised
-    over all training rows); None when ``track.sequence_steps`` is 0."""
+def start_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
+    """The sequence stage's training on the first stage's out-of-fold probabilities per file
+    (and, with ``track.sequence_descriptors``, the descriptor columns of the rows ``X``,
+    standardised over all training rows), started (:class:`~boundaries.train.sequence.
+    SequenceTraining`: in a worker process on a CPU with ``data.jobs`` > 1); its ``.result()``
+    is the network. None when ``track.sequence_steps`` is 0."""
     if not cfg.track.sequence_steps:
         return None
-    from boundaries.train.sequence import train_sequence
+    from boundaries.train.sequence import SequenceTraining
 
     scaling = None
     if cfg.track.sequence_descriptors:
@@ -306,13 +318,17 @@ def fit_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
     files = list(zip(bounds[:-1], bounds[1:]))
     inputs = [sequence.network_input(oof[a:b], X[a:b] if scaling else None, scaling)
               for a, b in files]
-    network = train_sequence(inputs, [y[a:b] for a, b in files],
-                             steps=cfg.track.sequence_steps, seed=cfg.train.seed, log=log,
-                             **torch_device(cfg))
-    if scaling is not None:
-        network = sequence.SequenceNetwork({**network.state,
-                                            **dict(zip(sequence.SCALING_KEYS, scaling))})
-    return network
+    stored = dict(zip(sequence.SCALING_KEYS, scaling)) if scaling else {}
+    return SequenceTraining(inputs, [y[a:b] for a, b in files], stored=stored,
+                            jobs=cfg.data.jobs, log=log, steps=cfg.track.sequence_steps,
+                            seed=cfg.train.seed, **torch_device(cfg))
+
+
+def fit_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
+    """The sequence stage trained (:func:`start_sequence`, waited for); None when
+    ``track.sequence_steps`` is 0."""
+    training = start_sequence(oof, y, counts, cfg, log, X, names)
+    return training.result() if training else None
 
 
 def tune_decoding(val_data, activations, cfg, smooth_candidates_s=SMOOTH_S):
@@ -358,12 +374,16 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     with locators.beside() if locators else contextlib.nullcontext():
         networks, network_of_file = fit_embeddings(train_data, cfg, log)
         X, y, counts, names = table(train_data, network_of_file, cfg)
-        trees, context_trees, oof = fit_stacked(X, y, counts, cfg, log)
-        detector = TrackChangeDetector(networks, trees, fps, context_trees=context_trees,
-                                       columns=RowColumns.of(cfg.track),
-                                       sequence=fit_sequence(oof, y, counts, cfg, log, X, names))
-        del X, y, oof
-        detector.placement = fit_placement(train_data, fps, cfg, log)
+        oof = out_of_fold(X, y, counts, cfg, log)
+        sequence_training = start_sequence(oof, y, counts, cfg, log, X, names)
+        with sequence_training.beside() if sequence_training else contextlib.nullcontext():
+            trees, context_trees, _ = fit_stacked(X, y, counts, cfg, log, oof)
+            del X, y, oof
+            placement_trees = fit_placement(train_data, fps, cfg, log)
+        detector = TrackChangeDetector(
+            networks, trees, fps, context_trees=context_trees, columns=RowColumns.of(cfg.track),
+            sequence=sequence_training.result() if sequence_training else None)
+        detector.placement = placement_trees
         tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
     detector.locator = locators.result() if locators else None
     tuned = tune_placement_stage(detector, val_data, activations, tuned, unplaced, log)
