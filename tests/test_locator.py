@@ -1,5 +1,6 @@
 """The placement locator: numpy inference equals torch, its window, its training, its weight."""
 
+import os
 import time
 from pathlib import Path
 
@@ -215,4 +216,38 @@ def test_a_failure_beside_the_networks_stops_them_and_deletes_the_views(rng):
             break
         time.sleep(0.1)
     assert training.futures[-1].cancelled()  # two workers: the last never started
+    assert not folder.exists()
+
+
+def test_views_left_by_a_killed_training_are_deleted_by_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from boundaries.train.locator import VIEWS_PREFIX, remove_orphaned_views
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    orphan, running, unknown, other = (tmp_path / f"{VIEWS_PREFIX}{name}"
+                                       for name in ("a", "b", "c", "d"))
+    for folder, owner in ((orphan, gone), (running, str(os.getpid())), (unknown, None),
+                          (other, "1")):  # pid 1 is another user's or ours: running either way
+        folder.mkdir()
+        (folder / "views.npy").write_bytes(b"0" * 10)
+        if owner is not None:
+            (folder / "owner").write_text(owner)
+    (tmp_path / "not-ours").mkdir()
+    remove_orphaned_views(tmp_path)
+    assert not orphan.exists()
+    assert running.exists() and unknown.exists() and other.exists()
+    assert (tmp_path / "not-ours").exists()
+
+
+def test_parallel_training_names_its_views_folder_after_its_process(rng):
+    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
+    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    training = LocatorTraining(steps=2, networks=1, jobs=2, log=lambda *_: None)
+    training.start(lambda folder: gather_from_lists(xs, valids, folder))
+    folder = Path(training.folder.name)
+    assert (folder / "owner").read_text() == str(os.getpid())
+    training.result()
     assert not folder.exists()

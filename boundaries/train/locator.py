@@ -8,6 +8,8 @@ validation windows the share placed within 0.5 s peaked after 4-5 passes over th
 MODEL_CARD.md, session 18).
 """
 
+import os
+import shutil
 import tempfile
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -151,7 +153,9 @@ class LocatorTraining:
         in parallel mode, start the workers on them."""
         if self.jobs > 1 and self.device.type == "cpu":
             try:
-                self.folder = tempfile.TemporaryDirectory(prefix="boundaries-locator-")
+                remove_orphaned_views()
+                self.folder = tempfile.TemporaryDirectory(prefix=VIEWS_PREFIX)
+                (Path(self.folder.name) / "owner").write_text(str(os.getpid()))
                 self.views = make_views(Path(self.folder.name))
             except OSError as error:  # no room for the views file
                 self._fall_back(f"cannot share the views with worker processes ({error})")
@@ -215,6 +219,32 @@ class LocatorTraining:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
         self.pool = None
+
+
+VIEWS_PREFIX = "boundaries-locator-"
+
+
+def remove_orphaned_views(root=None) -> None:
+    """Delete the views folders (~2 GB each) of trainings whose process is gone: SIGKILL or
+    the kernel's OOM killer leave no chance to clean up. A folder without a readable owner, or
+    whose owner still runs (or is another user's), is left alone."""
+    for folder in Path(root or tempfile.gettempdir()).glob(VIEWS_PREFIX + "*"):
+        try:
+            owner = int((folder / "owner").read_text())
+        except (OSError, ValueError):
+            continue
+        if not _running(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def _train_worker(views, arrays, seed, threads, settings) -> tuple:
