@@ -118,16 +118,14 @@ def test_an_ensemble_averages_its_networks_and_stores_them_as_a_list(rng):
 
 
 def test_training_several_networks_gives_an_ensemble(rng):
-    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
-    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    xs, valids = eight_views(rng)
     network = train_locator(xs, valids, [HALF] * 8, steps=2, networks=2, log=lambda *_: None)
     assert isinstance(network.state, list) and len(network.state) == 2
     assert not np.allclose(network.state[0]["inp.weight"], network.state[1]["inp.weight"])
 
 
 def test_networks_trained_in_worker_processes_equal_those_trained_in_turn(rng):
-    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
-    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    xs, valids = eight_views(rng)
     logs = {1: [], 2: []}
     trained = {jobs: train_locator(xs, valids, [HALF] * 8, steps=4, networks=2, jobs=jobs,
                                    log_every=2, log=logs[jobs].append) for jobs in (1, 2)}
@@ -141,8 +139,7 @@ def test_networks_trained_in_worker_processes_equal_those_trained_in_turn(rng):
 def test_without_room_for_the_shared_views_the_networks_train_in_turn(rng, monkeypatch):
     from boundaries.train import locator as training
 
-    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
-    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    xs, valids = eight_views(rng)
     in_turn = train_locator(xs, valids, [HALF] * 8, steps=2, networks=2, log=lambda *_: None)
 
     def no_space(*args, **kwargs):
@@ -162,8 +159,7 @@ def test_networks_trained_beside_the_callers_work_equal_those_trained_in_turn(rn
     one thread meanwhile), and give what training in turn gives."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
-    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    xs, valids = eight_views(rng)
     in_turn = train_locator(xs, valids, [HALF] * 8, steps=3, networks=3, log=lambda *_: None)
     training = LocatorTraining(steps=3, networks=3, jobs=2, log=lambda *_: None)
     training.start(lambda folder: gather_from_lists(xs, valids, folder))
@@ -179,6 +175,12 @@ def test_networks_trained_beside_the_callers_work_equal_those_trained_in_turn(rn
     for a, b in zip(in_turn.state, trained.state, strict=True):
         for key, value in a.items():
             np.testing.assert_array_equal(b[key], value)
+
+
+def eight_views(rng):
+    """Eight random two-column windows, every frame valid (targets: the middle)."""
+    return ([rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)],
+            [np.ones(2 * HALF + 1, bool)] * 8)
 
 
 def gather_from_lists(xs, valids, folder):
@@ -203,8 +205,7 @@ def test_views_gathered_into_a_file_equal_the_views_of_each_file(rng, tmp_path):
 
 
 def test_a_failure_beside_the_networks_stops_them_and_deletes_the_views(rng):
-    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
-    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    xs, valids = eight_views(rng)
     training = LocatorTraining(steps=3, networks=5, jobs=2, log=lambda *_: None)
     training.start(lambda folder: gather_from_lists(xs, valids, folder))
     folder = Path(training.folder.name)
@@ -243,8 +244,7 @@ def test_views_left_by_a_killed_training_are_deleted_by_the_next(tmp_path):
 
 
 def test_parallel_training_names_its_views_folder_after_its_process(rng):
-    xs = [rng.standard_normal((2 * HALF + 1, 2)).astype(np.float16) for _ in range(8)]
-    valids = [np.ones(2 * HALF + 1, bool)] * 8
+    xs, valids = eight_views(rng)
     training = LocatorTraining(steps=2, networks=1, jobs=2, log=lambda *_: None)
     training.start(lambda folder: gather_from_lists(xs, valids, folder))
     folder = Path(training.folder.name)
