@@ -188,20 +188,27 @@ def gather_from_lists(xs, valids, folder):
 
 
 def test_views_gathered_into_a_file_equal_the_views_of_each_file(rng, tmp_path):
+    """In memory, into a file, and into a file by two forked processes (a file without
+    crossovers among them): the same views, in the order of the files."""
     fps = 22050 / 512
-    mels = [rng.normal(-30, 10, (16, int(fps * 40))).astype(np.float32) for _ in range(2)]
-    times = [np.array([12.0, 25.0]), np.array([20.0])]
-    on_disk = gather_views(list(zip(mels, times)), fps, seed=3, folder=tmp_path)
-    in_memory = gather_views(list(zip(mels, times)), fps, seed=3)
+    mels = [rng.normal(-30, 10, (16, int(fps * 40))).astype(np.float32) for _ in range(3)]
+    times = [np.array([12.0, 25.0]), np.array([]), np.array([20.0])]
+    tracks = list(zip(mels, times))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    on_disk = gather_views(tracks, fps, seed=3, folder=tmp_path / "a")
+    forked = gather_views(tracks, fps, seed=3, folder=tmp_path / "b", jobs=2)
+    in_memory = gather_views(tracks, fps, seed=3)
     assert isinstance(on_disk.x, np.memmap) and not isinstance(in_memory.x, np.memmap)
     view_rng = np.random.default_rng(3)
-    each = [training_views(placement.LocalFrames(m, fps), t, view_rng) for m, t in zip(mels, times)]
+    each = [training_views(placement.LocalFrames(m, fps), t, view_rng) for m, t in tracks]
     expected = [np.stack([v for views in each for v in views[i]]) for i in range(3)]
     assert len(on_disk.x) == 3 * 3
-    for got in (on_disk, in_memory):
+    for got in (on_disk, forked, in_memory):
         np.testing.assert_array_equal(got.x, expected[0])
         np.testing.assert_array_equal(got.valid, expected[1])
         np.testing.assert_array_equal(got.target, expected[2])
+    np.testing.assert_array_equal(np.load(tmp_path / "b" / "views.npy"), expected[0])
 
 
 def test_a_failure_beside_the_networks_stops_them_and_deletes_the_views(rng):

@@ -61,15 +61,22 @@ def training_views(local: placement.LocalFrames, times_s, rng, n_views: int = VI
     """``(raw inputs, valids, targets)`` per view of each crossover in ``times_s``: the
     unstandardised window (placement rows and z-scored log-mel, float16), its valid frames and
     the crossover's (fractional) position in it."""
+    times_s = np.asarray(times_s, dtype=float)
+    jitters = rng.uniform(-placement.JITTER_S, placement.JITTER_S, (len(times_s), n_views))
+    return _views_at(local, times_s, jitters)
+
+
+def _views_at(local: placement.LocalFrames, times_s, jitters):
+    """:func:`training_views` with each view's offset from its crossover given (``jitters``,
+    ``[len(times_s), n_views]``)."""
     half = placement.search_frames(local.fps)
     n_in = placement.N_COLUMNS + local.z.shape[0]
     zeros, ones = np.zeros(n_in, np.float32), np.ones(n_in, np.float32)  # kept raw here
     xs, valids, targets = [], [], []
-    for t in np.asarray(times_s, dtype=float):
-        for _ in range(n_views):
-            t0 = t + rng.uniform(-placement.JITTER_S, placement.JITTER_S)
-            centre, idx = local.frame_span(t0)
-            _, rows = local.rows(t0)
+    for t, offsets in zip(times_s, jitters):
+        for offset in offsets:
+            centre, idx = local.frame_span(t + offset)
+            _, rows = local.rows(t + offset)
             x, valid = locator.network_input(rows, local.z, idx, centre, half, zeros, ones)
             xs.append(x.astype(np.float16))
             valids.append(valid)
@@ -86,25 +93,75 @@ class Views(NamedTuple):
     target: np.ndarray
 
 
-def gather_views(tracks, fps: float, seed: int, folder=None, n_views: int = VIEWS) -> Views:
+def gather_views(tracks, fps: float, seed: int, folder=None, n_views: int = VIEWS,
+                 jobs: int = 1) -> Views:
     """:func:`training_views` of every ``(log-mel, crossover times)`` in ``tracks`` (a list),
     drawn with ``seed``, written straight into ``folder/views.npy`` when ``folder`` is given: the
     ~2 GB of views of 3,300 mixes then never sit in this process, which goes on with the trees
-    while the networks train. Raises OSError where the file cannot be written."""
+    while the networks train. There, ``jobs`` > 1 forked processes share the files (the views
+    of 3,300 mixes take 7 minutes on one core); every view's offset is drawn here first, in
+    one stream, so the views do not depend on ``jobs``. Raises OSError where the file cannot
+    be written."""
     rng = np.random.default_rng(seed)
-    n = n_views * sum(len(times) for _, times in tracks)
-    x = valid = None
-    target, at = np.empty(n), 0
-    for mel, times in tracks:
-        for view, frames, position in zip(*training_views(placement.LocalFrames(mel, fps), times,
-                                                          rng, n_views)):
-            if x is None:  # the window's shape, known from the first view
-                x, valid = _views_array(folder, (n, *view.shape)), np.empty((n, len(frames)), bool)
-            x[at], valid[at], target[at] = view, frames, position
-            at += 1
-    if x is None:
+    jitters = [rng.uniform(-placement.JITTER_S, placement.JITTER_S, (len(times), n_views))
+               for _, times in tracks]
+    starts = np.cumsum([0] + [j.size for j in jitters])
+    first = next((i for i, j in enumerate(jitters) if j.size), None)
+    if first is None:
         raise ValueError("the locator needs training crossovers; these files have none")
+    mel, times = tracks[first]
+    x0, valid0, _ = _views_at(placement.LocalFrames(mel, fps), times[:1], jitters[first][:1, :1])
+    n = int(starts[-1])
+    x = _views_array(folder, (n, *x0[0].shape))
+    valid, target = np.empty((n, len(valid0[0])), bool), np.empty(n)
+    if folder is not None:
+        x.flush()
+    for at, part_valid, part_target in _view_parts(tracks, jitters, starts, fps, x, folder, jobs):
+        valid[at:at + len(part_target)], target[at:at + len(part_target)] = part_valid, part_target
     return Views(x, valid, target)
+
+
+_SHARED = None  # what the forked gatherers read (set before the fork: never pickled)
+
+
+def _view_parts(tracks, jitters, starts, fps, x, folder, jobs):
+    """``(first row, valids, targets)`` per group of files, their views written into ``x``
+    (in ``jobs`` forked processes where ``folder`` holds ``x``'s file)."""
+    global _SHARED
+    groups = [g for g in np.array_split(np.arange(len(tracks)), max(jobs, 1)) if len(g)]
+    if folder is None or len(groups) < 2:
+        return [_views_of(tracks, jitters, starts, fps, x, group) for group in groups]
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    _SHARED = (tracks, jitters, starts, fps, Path(folder) / "views.npy")
+    try:  # fork: the children see the log-mel without a copy (only this process's ~10 GB)
+        with ProcessPoolExecutor(len(groups), mp_context=get_context("fork")) as pool:
+            return list(pool.map(_views_of_shared, groups))
+    finally:
+        _SHARED = None
+
+
+def _views_of_shared(group):
+    tracks, jitters, starts, fps, path = _SHARED
+    return _views_of(tracks, jitters, starts, fps, np.load(path, mmap_mode="r+"), group)
+
+
+def _views_of(tracks, jitters, starts, fps, x, group):
+    valids, targets = [], []
+    for i in group:
+        mel, times = tracks[i]
+        if not len(times):
+            continue
+        xs, v, t = _views_at(placement.LocalFrames(mel, fps), times, jitters[i])
+        x[starts[i]:starts[i] + len(xs)] = np.stack(xs)
+        valids += v
+        targets += t
+    if isinstance(x, np.memmap):
+        x.flush()
+    width = x.shape[1]
+    return (int(starts[group[0]]), np.array(valids, bool).reshape(-1, width),
+            np.asarray(targets, float))
 
 
 def _views_array(folder, shape) -> np.ndarray:

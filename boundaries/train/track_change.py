@@ -244,7 +244,8 @@ def start_locators(train_data, fps, cfg, log=print):
     training = LocatorTraining(steps=cfg.track.locator_steps, seed=cfg.train.seed,
                                networks=cfg.track.locator_seeds, jobs=cfg.data.jobs, log=log,
                                **torch_device(cfg))
-    training.start(lambda folder: gather_views(tracks, fps, cfg.train.seed, folder))
+    training.start(lambda folder: gather_views(tracks, fps, cfg.train.seed, folder,
+                                               jobs=cfg.data.jobs))
     log(f"locator: {len(training.views.target)} views of "
         f"{sum(len(t.times_s) for t in train_data)} crossovers")
     return training
