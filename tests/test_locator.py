@@ -258,3 +258,32 @@ def test_parallel_training_names_its_views_folder_after_its_process(rng):
     assert (folder / "owner").read_text() == str(os.getpid())
     training.result()
     assert not folder.exists()
+
+
+def test_when_a_view_gatherer_dies_the_views_are_gathered_here(rng, tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from boundaries.train import locator as training
+
+    fps = 22050 / 512
+    tracks = [(rng.normal(-30, 10, (16, int(fps * 40))).astype(np.float32), np.array([20.0]))
+              for _ in range(2)]
+    expected = gather_views(tracks, fps, seed=1)
+
+    class DyingPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, *args):
+            raise BrokenProcessPool("a child was killed")
+
+    monkeypatch.setattr("concurrent.futures.ProcessPoolExecutor", DyingPool)
+    got = training.gather_views(tracks, fps, seed=1, folder=tmp_path, jobs=2)
+    np.testing.assert_array_equal(got.x, expected.x)
+    np.testing.assert_array_equal(got.target, expected.target)

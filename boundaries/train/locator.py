@@ -138,6 +138,8 @@ def _view_parts(tracks, jitters, starts, fps, x, folder, jobs):
     try:  # fork: the children see the log-mel without a copy (only this process's ~10 GB)
         with ProcessPoolExecutor(len(groups), mp_context=get_context("fork")) as pool:
             return list(pool.map(_views_of_shared, groups))
+    except BrokenProcessPool:  # a child killed (the OOM killer, say): here, in turn
+        return [_views_of(tracks, jitters, starts, fps, x, group) for group in groups]
     finally:
         _SHARED = None
 
