@@ -99,7 +99,7 @@ class DataConfig:
     split_seed: int = 0
     group_by: str = "file"  # file | parent (folder): nothing of a group feeds both splits
     cache_dir: str = "~/.cache/boundaries"  # features and the default data live here
-    jobs: int = 2  # processes for decoding, feature extraction and the placement locators
+    jobs: int = 2  # processes: decoding, features, the locators (views too), the sequence stage
     excerpt_s: float = 30.0  # training excerpt length (seconds)
     excerpt_hop_s: float = 10.0  # step between excerpt starts (seconds)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
