@@ -44,7 +44,7 @@ def trained(tmp_path_factory):
     args = [*CONFIGS, *sets(tmp, tmp / "train", **{
         "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
         "track.recurrence": True, "track.rhythm": True, "track.rhythm_gap_s": 8.0,
-        "track.sequence_steps": 2, "track.locator_steps": 3,
+        "track.sequence_steps": 3, "track.locator_steps": 3,
         "track.sequence_descriptors": True}),
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
