@@ -129,19 +129,19 @@ def _view_parts(tracks, jitters, starts, fps, x, folder, jobs):
     (in ``jobs`` forked processes where ``folder`` holds ``x``'s file)."""
     global _SHARED
     groups = [g for g in np.array_split(np.arange(len(tracks)), max(jobs, 1)) if len(g)]
-    if folder is None or len(groups) < 2:
-        return [_views_of(tracks, jitters, starts, fps, x, group) for group in groups]
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    if folder is not None and len(groups) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
 
-    _SHARED = (tracks, jitters, starts, fps, Path(folder) / "views.npy")
-    try:  # fork: the children see the log-mel without a copy (only this process's ~10 GB)
-        with ProcessPoolExecutor(len(groups), mp_context=get_context("fork")) as pool:
-            return list(pool.map(_views_of_shared, groups))
-    except BrokenProcessPool:  # a child killed (the OOM killer, say): here, in turn
-        return [_views_of(tracks, jitters, starts, fps, x, group) for group in groups]
-    finally:
-        _SHARED = None
+        _SHARED = (tracks, jitters, starts, fps, Path(folder) / "views.npy")
+        try:  # fork: the children see the log-mel without a copy (only this process's ~10 GB)
+            with ProcessPoolExecutor(len(groups), mp_context=get_context("fork")) as pool:
+                return list(pool.map(_views_of_shared, groups))
+        except BrokenProcessPool:  # a child killed (the OOM killer, say): here, in turn
+            pass
+        finally:
+            _SHARED = None
+    return [_views_of(tracks, jitters, starts, fps, x, group) for group in groups]
 
 
 def _views_of_shared(group):
