@@ -165,6 +165,10 @@ class TrackConfig:
     # validation at the end of training among placement_sigmas_s
     placement_sigma_s: float = 0.0
     placement_sigmas_s: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
+    # placement: 0 = each detection moves to its best-scoring frame; > 0 = to the score-weighted
+    # mean time of the frames within +-this many seconds of that frame (crossfades' scores are
+    # lopsided humps; MODEL_CARD.md, session 24)
+    placement_centroid_s: float = 0.0
     # the placement locator (model/locator.py): training steps of a CNN that reads the +-7 s
     # around a detection at once (0 = none), and its exponent in the placement score (tuned on
     # validation at the end of training among locator_weights; 0 = placement by the trees
@@ -215,6 +219,7 @@ class TrackConfig:
         _check(self.embed_width >= 1, "track.embed_width", "must be >= 1")
         _check(self.max_iter >= 1, "track.max_iter", "must be >= 1")
         _check(self.placement_sigma_s >= 0, "track.placement_sigma_s", "must be >= 0")
+        _check(self.placement_centroid_s >= 0, "track.placement_centroid_s", "must be >= 0")
         _check(self.locator_steps >= 0, "track.locator_steps", "must be >= 0")
         _check(self.locator_weight >= 0, "track.locator_weight", "must be >= 0")
         _check(len(self.min_track_lengths_s) > 0 and min(self.min_track_lengths_s) > 0,

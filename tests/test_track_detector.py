@@ -91,6 +91,26 @@ def test_checkpoint_loads_as_the_detector_and_finds_the_cuts(trained):
     assert all(0 < t < 40 for t in times)
 
 
+def test_a_checkpoint_places_by_the_centroid_its_config_names(trained, tmp_path, monkeypatch):
+    import torch
+
+    from boundaries.detection import placement
+    from boundaries.model.checkpoints import load_model
+
+    tmp, run = trained
+    state = torch.load(run / "best.pt", weights_only=True)
+    assert state["config"]["track"]["placement_centroid_s"] == 0.0  # the default: best frame
+    state["config"]["track"]["placement_centroid_s"] = 2.0
+    torch.save(state, tmp_path / "centroid.pt")
+    model, _, _ = load_model(tmp_path / "centroid.pt")
+    assert model.placement_centroid_s == 2.0
+    seen = []
+    monkeypatch.setattr(placement, "refine", lambda *args: seen.append(args) or args[1])
+    model.placement = {"stand-in": np.zeros(1)}  # the tiny fixture's placement lost on validation
+    model.refine(np.zeros((80, 100), np.float32), [1.0])
+    assert seen[0][-1] == 2.0
+
+
 def test_detect_cli_runs_the_track_change_checkpoint(trained, tmp_path, capsys):
     from boundaries import cli
 
@@ -205,6 +225,22 @@ def test_placement_prior_keeps_a_weak_far_frame_from_winning():
     assert placement.choose(scored, 0.0)[0] == 7.0
     assert placement.choose(scored, 1.0)[0] == 10.0
     assert placement.choose([(5.0, np.zeros(0), np.zeros(0))], 1.0)[0] == 5.0
+
+
+def test_placement_centroid_moves_to_the_middle_of_a_lopsided_hump():
+    frame_times = np.linspace(0.0, 20.0, 201)  # 0.1 s frames
+    probs = np.full(201, 0.01)
+    probs[95:126] = np.linspace(0.3, 0.9, 31)[::-1]  # peak at 9.5 s, a tail up to 12.5 s
+    scored = [(10.0, frame_times, probs)]
+    best = placement.choose(scored, 0.0)[0]
+    assert best == pytest.approx(9.7)  # the smoothing's peak: two frames into the ramp
+    centroid = placement.choose(scored, 0.0, centroid_s=2.0)[0]
+    near = np.abs(frame_times - best) <= 2.0
+    smooth = placement.smoothed(probs)
+    assert centroid == pytest.approx(np.average(frame_times[near], weights=smooth[near]))
+    assert best + 0.3 < centroid < best + 1.0  # pulled into the tail, not out of the window
+    assert placement.choose(scored, 0.0, centroid_s=0.0)[0] == best
+    assert placement.choose([(5.0, np.zeros(0), np.zeros(0))], 1.0, centroid_s=2.0)[0] == 5.0
 
 
 def test_stretch_positives_take_each_stretch_between_boundaries_as_a_track(tmp_path):

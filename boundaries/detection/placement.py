@@ -220,11 +220,15 @@ def smoothed(probs: np.ndarray, width: int = SMOOTH_FRAMES) -> np.ndarray:
             / np.convolve(np.ones(len(probs)), kernel, mode="same"))
 
 
-def choose(scored, sigma_s: float, locator_weight: float = 0.0) -> np.ndarray:
+def choose(scored, sigma_s: float, locator_weight: float = 0.0,
+           centroid_s: float = 0.0) -> np.ndarray:
     """Each detection's new time: the frame with the highest smoothed score times a Gaussian
     prior of width ``sigma_s`` around the detection (0: no prior), which keeps a weak placement
     from dragging a right detection seconds away. Where the locator scored the frames, the score
-    is the trees' times the locator's (smoothed alike) to the power ``locator_weight``."""
+    is the trees' times the locator's (smoothed alike) to the power ``locator_weight``. With
+    ``centroid_s`` > 0, the score-weighted mean time of the frames within +-``centroid_s`` of
+    that best frame instead: a crossfade's score is a broad, lopsided hump whose highest frame
+    sits late of its middle (MODEL_CARD.md, session 24)."""
     times = []
     for t0, frame_times, probs, *located in scored:
         if len(probs) == 0:
@@ -234,16 +238,25 @@ def choose(scored, sigma_s: float, locator_weight: float = 0.0) -> np.ndarray:
         score = smoothed(probs)
         if located and located[0] is not None and locator_weight > 0:
             score = score * smoothed(located[0]) ** locator_weight
-        times.append(float(frame_times[int(np.argmax(score * prior))]))
+        times.append(_placed_time(frame_times, score * prior, centroid_s))
     return np.array(times)
 
 
+def _placed_time(frame_times: np.ndarray, score: np.ndarray, centroid_s: float) -> float:
+    best = frame_times[int(np.argmax(score))]
+    near = np.abs(frame_times - best) <= centroid_s
+    if centroid_s <= 0 or score[near].sum() <= 0:
+        return float(best)
+    return float(np.sum(frame_times[near] * score[near]) / score[near].sum())
+
+
 def refine(local: LocalFrames, times_s, trees: dict, sigma_s: float = 0.0, locator=None,
-           locator_weight: float = 0.0) -> np.ndarray:
+           locator_weight: float = 0.0, centroid_s: float = 0.0) -> np.ndarray:
     """Each detection moved to its best-scoring frame within +-SEARCH_S (see :func:`choose`)."""
     if locator_weight <= 0:
         locator = None  # not run where it would not count
-    return choose(scored_frames(local, times_s, trees, locator), sigma_s, locator_weight)
+    return choose(scored_frames(local, times_s, trees, locator), sigma_s, locator_weight,
+                  centroid_s)
 
 
 def training_rows(local: LocalFrames, times_s, rng, jitter_s: float = JITTER_S):

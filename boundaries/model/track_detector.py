@@ -137,7 +137,7 @@ class TrackChangeDetector:
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
                  columns: RowColumns = RowColumns(), sequence=None, locator=None,
-                 locator_weight: float = 0.0):
+                 locator_weight: float = 0.0, placement_centroid_s: float = 0.0):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
@@ -148,6 +148,7 @@ class TrackChangeDetector:
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.locator = locator  # the placement locator (model/locator.py), or None
         self.locator_weight = locator_weight  # its exponent in the placement score (0: unused)
+        self.placement_centroid_s = placement_centroid_s  # 0: the best frame; else a centroid
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
@@ -187,7 +188,7 @@ class TrackChangeDetector:
 
         local = placement.LocalFrames(mel_db, self.fps)
         return placement.refine(local, times_s, self.placement, self.placement_sigma_s,
-                                self.locator, self.locator_weight)
+                                self.locator, self.locator_weight, self.placement_centroid_s)
 
     def to(self, device):  # numpy throughout: CPU always
         return self
@@ -211,7 +212,8 @@ class TrackChangeDetector:
     @classmethod
     def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
                    columns: RowColumns = RowColumns(),
-                   locator_weight: float = 0.0) -> "TrackChangeDetector":
+                   locator_weight: float = 0.0,
+                   placement_centroid_s: float = 0.0) -> "TrackChangeDetector":
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
                    for values in [state["embedding"], *state.get("fold_embeddings", [])]]
@@ -221,7 +223,8 @@ class TrackChangeDetector:
         if "locator" in state:  # one network's arrays, or a list (Locator reads both)
             optional["locator"] = Locator(state["locator"])
         return cls(network, _arrays(state["trees"]), fps, placement_sigma_s=placement_sigma_s,
-                   columns=columns, locator_weight=locator_weight, **optional)
+                   columns=columns, locator_weight=locator_weight,
+                   placement_centroid_s=placement_centroid_s, **optional)
 
 
 def _arrays(values: dict) -> dict:
@@ -232,4 +235,5 @@ def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
     fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
                                           cfg.track.placement_sigma_s,
-                                          RowColumns.of(cfg.track), cfg.track.locator_weight)
+                                          RowColumns.of(cfg.track), cfg.track.locator_weight,
+                                          cfg.track.placement_centroid_s)

@@ -383,7 +383,8 @@ def train_track_detector(cfg, train_data, val_data, log=print):
             placement_trees = fit_placement(train_data, fps, cfg, log)
         detector = TrackChangeDetector(
             networks, trees, fps, context_trees=context_trees, columns=RowColumns.of(cfg.track),
-            sequence=sequence_training.result() if sequence_training else None)
+            sequence=sequence_training.result() if sequence_training else None,
+            placement_centroid_s=cfg.track.placement_centroid_s)
         detector.placement = placement_trees
         tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
     detector.locator = locators.result() if locators else None
@@ -461,7 +462,8 @@ def tune_placement(detector, val_data, activations, cfg):
     best = None
     for weight in cfg.track.locator_weights if locator is not None else (0.0,):
         for sigma in cfg.track.placement_sigmas_s:
-            estimates = [(placement.choose(s, sigma, weight), np.zeros(len(s))) for s in scored]
+            estimates = [(placement.choose(s, sigma, weight, cfg.track.placement_centroid_s),
+                          np.zeros(len(s))) for s in scored]
             result = evaluation.score(val_data, activations, cfg, estimates=estimates)
             if best is None or _objective(result) > _objective(best[2]) + 1e-12:
                 best = (sigma, weight, result)
