@@ -227,8 +227,9 @@ def choose(scored, sigma_s: float, locator_weight: float = 0.0,
     from dragging a right detection seconds away. Where the locator scored the frames, the score
     is the trees' times the locator's (smoothed alike) to the power ``locator_weight``. With
     ``centroid_s`` > 0, the score-weighted mean time of the frames within +-``centroid_s`` of
-    that best frame instead: a crossfade's score is a broad, lopsided hump whose highest frame
-    sits late of its middle (MODEL_CARD.md, session 24)."""
+    that best frame instead, for crossfades, whose score is a broad, lopsided hump (off in the
+    shipped model: it gained on five of six validation comparisons, not all; MODEL_CARD.md,
+    session 24)."""
     times = []
     for t0, frame_times, probs, *located in scored:
         if len(probs) == 0:
