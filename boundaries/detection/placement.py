@@ -244,11 +244,12 @@ def choose(scored, sigma_s: float, locator_weight: float = 0.0,
 
 
 def _placed_time(frame_times: np.ndarray, score: np.ndarray, centroid_s: float) -> float:
-    best = frame_times[int(np.argmax(score))]
+    best = float(frame_times[int(np.argmax(score))])
+    if centroid_s <= 0:  # the shipped setting: no mask or sum per detection
+        return best
     near = np.abs(frame_times - best) <= centroid_s
-    if centroid_s <= 0 or score[near].sum() <= 0:
-        return float(best)
-    return float(np.sum(frame_times[near] * score[near]) / score[near].sum())
+    weight = score[near].sum()
+    return float(np.sum(frame_times[near] * score[near]) / weight) if weight > 0 else best
 
 
 def refine(local: LocalFrames, times_s, trees: dict, sigma_s: float = 0.0, locator=None,
