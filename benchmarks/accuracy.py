@@ -162,7 +162,8 @@ def _trees_only(detector):
     """The detector's placement without its locator (the same prior)."""
     def refine(mel, times):
         local = placement.LocalFrames(mel, detector.fps)
-        return placement.refine(local, times, detector.placement, detector.placement_sigma_s)
+        return placement.refine(local, times, detector.placement,
+                                placement.Placing(sigma_s=detector.placing.sigma_s))
     return refine
 
 

@@ -94,9 +94,10 @@ def test_placement_weighs_the_locator_by_its_exponent():
     located[38:43] = 0.2  # the locator ~11 s
     trees[38:43] = 0.3
     scored = [(10.0, frame_times, trees, located)]
-    assert placement.choose(scored, 0.0)[0] == pytest.approx(9.2)  # weight 0: the trees alone
-    assert placement.choose(scored, 0.0, locator_weight=1.0)[0] == pytest.approx(11.0)
-    assert placement.choose([(10.0, frame_times, trees, None)], 0.0, 1.0)[0] == \
+    weighed = placement.Placing(locator_weight=1.0)
+    assert placement.choose(scored)[0] == pytest.approx(9.2)  # weight 0: the trees alone
+    assert placement.choose(scored, weighed)[0] == pytest.approx(11.0)
+    assert placement.choose([(10.0, frame_times, trees, None)], weighed)[0] == \
         pytest.approx(9.2)  # no locator stored: the trees alone
 
 

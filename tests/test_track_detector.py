@@ -103,12 +103,12 @@ def test_a_checkpoint_places_by_the_centroid_its_config_names(trained, tmp_path,
     state["config"]["track"]["placement_centroid_s"] = 2.0
     torch.save(state, tmp_path / "centroid.pt")
     model, _, _ = load_model(tmp_path / "centroid.pt")
-    assert model.placement_centroid_s == 2.0
+    assert model.placing.centroid_s == 2.0
     seen = []
     monkeypatch.setattr(placement, "refine", lambda *args: seen.append(args) or args[1])
     model.placement = {"stand-in": np.zeros(1)}  # the tiny fixture's placement lost on validation
     model.refine(np.zeros((80, 100), np.float32), [1.0])
-    assert seen[0][-1] == 2.0
+    assert seen[0][3].centroid_s == 2.0  # refine(local, times, trees, placing, locator)
 
 
 def test_detect_cli_runs_the_track_change_checkpoint(trained, tmp_path, capsys):
@@ -212,7 +212,7 @@ def test_placement_smoothing_prefers_a_plateau_to_a_lone_spike():
     probs = np.full(61, 0.1)
     probs[10] = 0.7  # one frame
     probs[40:45] = 0.5  # a run of frames
-    chosen = placement.choose([(10.0, frame_times, probs)], 0.0)[0]
+    chosen = placement.choose([(10.0, frame_times, probs)])[0]
     assert 11.0 <= chosen <= 11.4
     np.testing.assert_allclose(placement.smoothed(np.ones(7)), 1.0)  # no dip at the ends
 
@@ -222,9 +222,10 @@ def test_placement_prior_keeps_a_weak_far_frame_from_winning():
     probs = np.full(61, 0.1)
     probs[30], probs[0] = 0.5, 0.6  # at the detection (10 s), and 3 s away
     scored = [(10.0, frame_times, probs)]
-    assert placement.choose(scored, 0.0)[0] == 7.0
-    assert placement.choose(scored, 1.0)[0] == 10.0
-    assert placement.choose([(5.0, np.zeros(0), np.zeros(0))], 1.0)[0] == 5.0
+    prior = placement.Placing(sigma_s=1.0)
+    assert placement.choose(scored)[0] == 7.0
+    assert placement.choose(scored, prior)[0] == 10.0
+    assert placement.choose([(5.0, np.zeros(0), np.zeros(0))], prior)[0] == 5.0
 
 
 def test_placement_centroid_moves_to_the_middle_of_a_lopsided_hump():
@@ -232,15 +233,16 @@ def test_placement_centroid_moves_to_the_middle_of_a_lopsided_hump():
     probs = np.full(201, 0.01)
     probs[95:126] = np.linspace(0.3, 0.9, 31)[::-1]  # peak at 9.5 s, a tail up to 12.5 s
     scored = [(10.0, frame_times, probs)]
-    best = placement.choose(scored, 0.0)[0]
+    best = placement.choose(scored)[0]
     assert best == pytest.approx(9.7)  # the smoothing's peak: two frames into the ramp
-    centroid = placement.choose(scored, 0.0, centroid_s=2.0)[0]
+    centroid = placement.choose(scored, placement.Placing(centroid_s=2.0))[0]
     near = np.abs(frame_times - best) <= 2.0
     smooth = placement.smoothed(probs)
     assert centroid == pytest.approx(np.average(frame_times[near], weights=smooth[near]))
     assert best + 0.3 < centroid < best + 1.0  # pulled into the tail, not out of the window
-    assert placement.choose(scored, 0.0, centroid_s=0.0)[0] == best
-    assert placement.choose([(5.0, np.zeros(0), np.zeros(0))], 1.0, centroid_s=2.0)[0] == 5.0
+    assert placement.choose(scored, placement.Placing(centroid_s=0.0))[0] == best
+    assert placement.choose([(5.0, np.zeros(0), np.zeros(0))],
+                            placement.Placing(1.0, centroid_s=2.0))[0] == 5.0
 
 
 def test_stretch_positives_take_each_stretch_between_boundaries_as_a_track(tmp_path):
@@ -296,8 +298,9 @@ def test_placement_is_tuned_among_the_configured_candidates_only(trained):
     for sigmas, weights in (((1.5,), (0.5,)), ((0.0, 2.0), (0.0, 1.0))):
         pinned = cfg.replace(track=dataclasses.replace(
             cfg.track, placement_sigmas_s=sigmas, locator_weights=weights))
-        sigma, weight, result = track_change.tune_placement(model, val, activations, pinned)
-        assert sigma in sigmas and weight in weights and "boundary" in result
+        placing, result = track_change.tune_placement(model, val, activations, pinned)
+        assert placing.sigma_s in sigmas and placing.locator_weight in weights
+        assert "boundary" in result
 
 
 def test_decoding_is_tuned_among_the_configured_candidates_only(trained):
@@ -330,13 +333,12 @@ def test_a_locator_survives_the_checkpoint_and_moves_the_placement(trained, tmp_
     torch.manual_seed(0)
     weights = {k: v.numpy() for k, v in LocatorCNN(n_in).state_dict().items()}
     model.locator = Locator([{**weights, "mean": np.zeros(n_in), "std": np.ones(n_in)}] * 2)
-    model.locator_weight = 2.0
+    model.placing = dataclasses.replace(model.placing, locator_weight=2.0)
     again = track_detector.TrackChangeDetector.from_state(
-        model.state(), model.fps, cfg.features.n_mels, model.placement_sigma_s,
-        model.columns, locator_weight=2.0)
+        model.state(), model.fps, cfg.features.n_mels, model.columns, model.placing)
     _tracky_mix(tmp_path / "mix.wav", seed=5, boundaries_s=(20.0,), total_s=40.0)
     mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {})
-    assert again.locator_weight == 2.0 and len(again.locator.state) == 2  # an ensemble of two
+    assert again.placing.locator_weight == 2.0 and len(again.locator.state) == 2  # two networks
     for key, value in model.locator.state[0].items():
         np.testing.assert_array_equal(again.locator.state[1][key], value)
     np.testing.assert_array_equal(again.refine(mel, [18.0]), model.refine(mel, [18.0]))

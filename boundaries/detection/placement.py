@@ -20,6 +20,8 @@ The trees store the search width they were trained with (``search_s``); trees wi
 session 8) searched +-3 s, and read only the first 72 columns of a row.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from boundaries.detection import gains
@@ -220,26 +222,44 @@ def smoothed(probs: np.ndarray, width: int = SMOOTH_FRAMES) -> np.ndarray:
             / np.convolve(np.ones(len(probs)), kernel, mode="same"))
 
 
-def choose(scored, sigma_s: float, locator_weight: float = 0.0,
-           centroid_s: float = 0.0) -> np.ndarray:
-    """Each detection's new time: the frame with the highest smoothed score times a Gaussian
-    prior of width ``sigma_s`` around the detection (0: no prior), which keeps a weak placement
-    from dragging a right detection seconds away. Where the locator scored the frames, the score
-    is the trees' times the locator's (smoothed alike) to the power ``locator_weight``. With
-    ``centroid_s`` > 0, the score-weighted mean time of the frames within +-``centroid_s`` of
-    that best frame instead, for crossfades, whose score is a broad, lopsided hump (off in the
-    shipped model: it gained on five of six validation comparisons, not all; MODEL_CARD.md,
-    session 24)."""
+@dataclass(frozen=True)
+class Placing:
+    """How :func:`choose` turns the scored frames around a detection into its time.
+
+    - ``sigma_s``: the width of a Gaussian prior around the detection (0: none), which keeps a
+      weak placement from dragging a right detection seconds away (``track.placement_sigma_s``);
+    - ``locator_weight``: where the locator scored the frames, the score is the trees' times the
+      locator's (smoothed alike) to this power (0: the trees alone; ``track.locator_weight``);
+    - ``centroid_s``: > 0 places at the score-weighted mean time of the frames within
+      +-``centroid_s`` of the best frame instead of that frame, for crossfades, whose score is a
+      broad, lopsided hump (``track.placement_centroid_s``; off in the shipped model: it rose on
+      most validation comparisons, not all; MODEL_CARD.md, sessions 24-25).
+    """
+
+    sigma_s: float = 0.0
+    locator_weight: float = 0.0
+    centroid_s: float = 0.0
+
+    @classmethod
+    def of(cls, track_cfg) -> "Placing":
+        return cls(track_cfg.placement_sigma_s, track_cfg.locator_weight,
+                   track_cfg.placement_centroid_s)
+
+
+def choose(scored, placing: Placing = Placing()) -> np.ndarray:
+    """Each detection's new time: the frame with the highest smoothed score times the prior,
+    or the centroid around it, as ``placing`` says."""
     times = []
     for t0, frame_times, probs, *located in scored:
         if len(probs) == 0:
             times.append(t0)
             continue
+        sigma_s, weight = placing.sigma_s, placing.locator_weight
         prior = np.exp(-0.5 * ((frame_times - t0) / sigma_s) ** 2) if sigma_s > 0 else 1.0
         score = smoothed(probs)
-        if located and located[0] is not None and locator_weight > 0:
-            score = score * smoothed(located[0]) ** locator_weight
-        times.append(_placed_time(frame_times, score * prior, centroid_s))
+        if located and located[0] is not None and weight > 0:
+            score = score * smoothed(located[0]) ** weight
+        times.append(_placed_time(frame_times, score * prior, placing.centroid_s))
     return np.array(times)
 
 
@@ -252,13 +272,12 @@ def _placed_time(frame_times: np.ndarray, score: np.ndarray, centroid_s: float) 
     return float(np.sum(frame_times[near] * score[near]) / weight) if weight > 0 else best
 
 
-def refine(local: LocalFrames, times_s, trees: dict, sigma_s: float = 0.0, locator=None,
-           locator_weight: float = 0.0, centroid_s: float = 0.0) -> np.ndarray:
+def refine(local: LocalFrames, times_s, trees: dict, placing: Placing = Placing(),
+           locator=None) -> np.ndarray:
     """Each detection moved to its best-scoring frame within +-SEARCH_S (see :func:`choose`)."""
-    if locator_weight <= 0:
+    if placing.locator_weight <= 0:
         locator = None  # not run where it would not count
-    return choose(scored_frames(local, times_s, trees, locator), sigma_s, locator_weight,
-                  centroid_s)
+    return choose(scored_frames(local, times_s, trees, locator), placing)
 
 
 def training_rows(local: LocalFrames, times_s, rng, jitter_s: float = JITTER_S):

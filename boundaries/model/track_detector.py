@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from boundaries.detection import placement
+from boundaries.detection.placement import Placing
 from boundaries.model import boosted
 from boundaries.model import embedding_features as embedding
 from boundaries.model.locator import Locator
@@ -135,20 +137,17 @@ class TrackChangeDetector:
     """
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
-                 context_trees: "dict | None" = None, placement_sigma_s: float = 0.0,
-                 columns: RowColumns = RowColumns(), sequence=None, locator=None,
-                 locator_weight: float = 0.0, placement_centroid_s: float = 0.0):
+                 context_trees: "dict | None" = None, columns: RowColumns = RowColumns(),
+                 sequence=None, locator=None, placing: Placing = Placing()):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
         self.sequence = sequence  # the sequence stage (a SequenceNetwork), or None
         self.columns = columns  # the rows' optional columns (cfg.track)
-        self.placement_sigma_s = placement_sigma_s  # prior width around each detection
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.locator = locator  # the placement locator (model/locator.py), or None
-        self.locator_weight = locator_weight  # its exponent in the placement score (0: unused)
-        self.placement_centroid_s = placement_centroid_s  # 0: the best frame; else a centroid
+        self.placing = placing  # prior, locator weight and centroid of the placement stage
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
@@ -184,11 +183,8 @@ class TrackChangeDetector:
         """Detections moved to their instants by the placement stage (sorted)."""
         if self.placement is None or len(times_s) == 0:
             return np.asarray(times_s, dtype=float)
-        from boundaries.detection import placement
-
         local = placement.LocalFrames(mel_db, self.fps)
-        return placement.refine(local, times_s, self.placement, self.placement_sigma_s,
-                                self.locator, self.locator_weight, self.placement_centroid_s)
+        return placement.refine(local, times_s, self.placement, self.placing, self.locator)
 
     def to(self, device):  # numpy throughout: CPU always
         return self
@@ -210,10 +206,9 @@ class TrackChangeDetector:
         return state
 
     @classmethod
-    def from_state(cls, state: dict, fps: float, n_mels: int, placement_sigma_s: float = 0.0,
+    def from_state(cls, state: dict, fps: float, n_mels: int,
                    columns: RowColumns = RowColumns(),
-                   locator_weight: float = 0.0,
-                   placement_centroid_s: float = 0.0) -> "TrackChangeDetector":
+                   placing: Placing = Placing()) -> "TrackChangeDetector":
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
                    for values in [state["embedding"], *state.get("fold_embeddings", [])]]
@@ -222,9 +217,8 @@ class TrackChangeDetector:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         if "locator" in state:  # one network's arrays, or a list (Locator reads both)
             optional["locator"] = Locator(state["locator"])
-        return cls(network, _arrays(state["trees"]), fps, placement_sigma_s=placement_sigma_s,
-                   columns=columns, locator_weight=locator_weight,
-                   placement_centroid_s=placement_centroid_s, **optional)
+        return cls(network, _arrays(state["trees"]), fps, columns=columns, placing=placing,
+                   **optional)
 
 
 def _arrays(values: dict) -> dict:
@@ -234,6 +228,4 @@ def _arrays(values: dict) -> dict:
 def from_checkpoint_state(state: dict, cfg) -> TrackChangeDetector:
     fps = cfg.fps
     return TrackChangeDetector.from_state(state, fps, cfg.features.n_mels,
-                                          cfg.track.placement_sigma_s,
-                                          RowColumns.of(cfg.track), cfg.track.locator_weight,
-                                          cfg.track.placement_centroid_s)
+                                          RowColumns.of(cfg.track), Placing.of(cfg.track))

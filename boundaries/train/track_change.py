@@ -384,7 +384,7 @@ def train_track_detector(cfg, train_data, val_data, log=print):
         detector = TrackChangeDetector(
             networks, trees, fps, context_trees=context_trees, columns=RowColumns.of(cfg.track),
             sequence=sequence_training.result() if sequence_training else None,
-            placement_centroid_s=cfg.track.placement_centroid_s)
+            placing=placement.Placing(centroid_s=cfg.track.placement_centroid_s))
         detector.placement = placement_trees
         tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
     detector.locator = locators.result() if locators else None
@@ -435,24 +435,25 @@ def tune_placement_stage(detector, val_data, activations, cfg, unplaced, log=pri
     without it), the locator when its weight is 0."""
     if detector.placement is None:
         return cfg
-    sigma, weight, placed = tune_placement(detector, val_data, activations, cfg)
-    log(f"validation with placement (prior {sigma:g} s, locator weight {weight:g}): "
-        + _f_line(placed))
+    placing, placed = tune_placement(detector, val_data, activations, cfg)
+    log(f"validation with placement (prior {placing.sigma_s:g} s, locator weight "
+        f"{placing.locator_weight:g}): " + _f_line(placed))
     if _objective(placed) <= _objective(unplaced):
         log("placement does not help on validation: left out")
         detector.placement = detector.locator = None
         return cfg
-    detector.placement_sigma_s, detector.locator_weight = sigma, weight
-    if weight == 0:
+    detector.placing = placing
+    if placing.locator_weight == 0:
         detector.locator = None  # it lost on validation: not stored
-    return cfg.replace(track=dataclasses.replace(cfg.track, placement_sigma_s=sigma,
-                                                 locator_weight=weight))
+    return cfg.replace(track=dataclasses.replace(cfg.track, placement_sigma_s=placing.sigma_s,
+                                                 locator_weight=placing.locator_weight))
 
 
 def tune_placement(detector, val_data, activations, cfg):
-    """``(sigma_s, locator_weight, result)``: the placement prior (and, with a locator, its
-    weight) among ``track.placement_sigmas_s`` (``track.locator_weights``) that maximise mean
-    validation F at 0.5 s and 3 s (placement can trade one for the other), and their scores."""
+    """``(placing, result)``: the :class:`placement.Placing` whose prior (and, with a locator,
+    its weight) among ``track.placement_sigmas_s`` (``track.locator_weights``) maximise mean
+    validation F at 0.5 s and 3 s (placement can trade one for the other; the centroid stays
+    ``track.placement_centroid_s``), and its scores."""
     scored = []
     locator = getattr(detector, "locator", None)
     for track, acts in zip(val_data, activations):
@@ -462,11 +463,11 @@ def tune_placement(detector, val_data, activations, cfg):
     best = None
     for weight in cfg.track.locator_weights if locator is not None else (0.0,):
         for sigma in cfg.track.placement_sigmas_s:
-            estimates = [(placement.choose(s, sigma, weight, cfg.track.placement_centroid_s),
-                          np.zeros(len(s))) for s in scored]
+            placing = placement.Placing(sigma, weight, cfg.track.placement_centroid_s)
+            estimates = [(placement.choose(s, placing), np.zeros(len(s))) for s in scored]
             result = evaluation.score(val_data, activations, cfg, estimates=estimates)
-            if best is None or _objective(result) > _objective(best[2]) + 1e-12:
-                best = (sigma, weight, result)
+            if best is None or _objective(result) > _objective(best[1]) + 1e-12:
+                best = (placing, result)
     return best
 
 
