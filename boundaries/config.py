@@ -167,7 +167,7 @@ class TrackConfig:
     placement_sigmas_s: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0)
     # placement: 0 = each detection moves to its best-scoring frame; > 0 = to the score-weighted
     # mean time of the frames within +-this many seconds of that frame (crossfades' scores are
-    # lopsided humps; 2 s was not taken in session 24, MODEL_CARD.md)
+    # lopsided humps; 2 s was not taken in sessions 24-25, MODEL_CARD.md)
     placement_centroid_s: float = 0.0
     # the placement locator (model/locator.py): training steps of a CNN that reads the +-7 s
     # around a detection at once (0 = none), and its exponent in the placement score (tuned on

@@ -249,12 +249,12 @@ class Placing:
 def choose(scored, placing: Placing = Placing()) -> np.ndarray:
     """Each detection's new time: the frame with the highest smoothed score times the prior,
     or the centroid around it, as ``placing`` says."""
+    sigma_s, weight = placing.sigma_s, placing.locator_weight
     times = []
     for t0, frame_times, probs, *located in scored:
         if len(probs) == 0:
             times.append(t0)
             continue
-        sigma_s, weight = placing.sigma_s, placing.locator_weight
         prior = np.exp(-0.5 * ((frame_times - t0) / sigma_s) ** 2) if sigma_s > 0 else 1.0
         score = smoothed(probs)
         if located and located[0] is not None and weight > 0:
