@@ -177,6 +177,12 @@ class TrackConfig:
     locator_steps: int = 0
     locator_weight: float = 0.0
     locator_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    # the placement chooser (detection/chooser.py): place each detection from its hump's edges
+    # too and let a logistic model pick, fitted at the end of training on the validation mixes'
+    # detections and those of chooser_dirs (more held-out folders, read for this alone); kept
+    # only if it raises mean F@0.5/F@3 there with each folder's chooser fitted on the others
+    chooser: bool = False
+    chooser_dirs: tuple[str, ...] = ()
     # decoding candidates tuned on validation at the end of training: the minimum track length
     # (peaks.min_distance_s) and the level of a hump whose middle a peak moves to
     # (peaks.plateau_level; 0 unless one raises validation F). One value pins it: tuned on the

@@ -61,9 +61,9 @@ def test_per_file_norm_ignores_a_recordings_spectral_colour():
 
 
 def test_placement_landing_two_detections_on_one_frame_keeps_both():
-    from boundaries.detection.inference import _placed
+    from boundaries.detection.inference import placed
 
-    times, strengths = _placed(np.array([10.0, 10.0, 30.0]), np.array([8.0, 12.0, 30.0]),
+    times, strengths = placed(np.array([10.0, 10.0, 30.0]), np.array([8.0, 12.0, 30.0]),
                                np.array([0.9, 0.8, 0.7]), end_s=60.0)
     np.testing.assert_array_equal(times, [10.0, 12.0, 30.0])
     np.testing.assert_array_equal(strengths, [0.9, 0.8, 0.7])

@@ -506,3 +506,39 @@ def _flat(tree, prefix=""):
             yield from _flat(value, f"{prefix}[{i}]")
     else:
         yield prefix, tree
+
+
+def test_a_chooser_survives_the_checkpoint_and_picks_among_the_humps_candidates(trained, tmp_path):
+    from boundaries import workflows
+    from boundaries.detection import chooser, inference
+    from boundaries.model.checkpoints import load_model
+
+    tmp, run = trained
+    model, cfg, _ = load_model(run / "best.pt")
+    train_data, _ = workflows.load_annotated(tmp / "train", cfg, progress=False)
+    model.placement = track_change.fit_placement(train_data, model.fps, cfg, log=lambda _: None)
+    n = chooser.N_FEATURES
+    coef = np.zeros(n)
+    _tracky_mix(tmp_path / "mix.wav", seed=5, boundaries_s=(20.0,), total_s=40.0)
+    mel = workflows.load_annotated(tmp_path, cfg, progress=False)[0][0].mel
+    curve = np.zeros(mel.shape[1], dtype=np.float32)
+    curve[int(12 * model.fps):int(24 * model.fps)] = 0.5  # a broad hump around 14 s
+    plain = model.refine(mel, [14.0])
+    for toward in (0.0, 1.0):  # a tie keeps the plain placement; the other picks the right
+        coef[1] = toward
+        model.chooser = chooser.Chooser({"mean": np.zeros(n), "scale": np.ones(n),
+                                         "coef": coef, "intercept": np.zeros(1)})
+        again = track_detector.TrackChangeDetector.from_state(
+            model.state(), model.fps, cfg.features.n_mels, model.columns, model.placing)
+        np.testing.assert_array_equal(again.chooser.state["coef"], coef)
+        moved = again.refine(mel, [14.0], curve, [0.5])
+        local = placement.LocalFrames(mel, model.fps)
+        cands = chooser.candidates(local, chooser.hump(curve, 14.0, 0.5, model.fps),
+                                   model.placement, model.locator, model.placing, curve,
+                                   model.fps)
+        assert set(cands) == {"base", "right"}
+        expected = plain if toward == 0 else [cands["right"].placed_s]
+        np.testing.assert_array_equal(moved, expected)
+    assert again.refine(mel, [14.0]) == pytest.approx(plain)  # no curve: plain placement
+    _, times, _ = inference.boundaries_for(again, mel, cfg, "cpu")
+    assert len(times) >= 1

@@ -170,16 +170,27 @@ def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None, acts=
     of a threshold. A model with a placement stage (the track-change detector) then moves each
     to its instant. ``acts``: :func:`activations_for` of this ``mel``, where already at hand."""
     acts = activations_for(model, mel, cfg, device) if acts is None else acts
-    times, strengths = decode(acts, cfg, threshold, n_tracks)
-    end_s = (len(acts) - 1) / cfg.fps
-    inside = (times >= EDGE_S) & (times <= end_s - EDGE_S)  # best-K keeps to this already
-    times, strengths = np.asarray(times)[inside], np.asarray(strengths)[inside]
+    times, strengths = detections(acts, cfg, threshold, n_tracks)
     if getattr(model, "placement", None) is not None and len(times):
-        times, strengths = _placed(model.refine(mel, times), times, strengths, end_s)
+        moved = model.refine(mel, times, smoothed(acts, cfg.peaks, cfg.fps), strengths)
+        times, strengths = placed(moved, times, strengths, end_s(acts, cfg))
     return acts, times, strengths
 
 
-def _placed(moved, found, strengths, end_s):
+def detections(acts, cfg, threshold=None, n_tracks=None):
+    """``(times_s, strengths)``: :func:`decode`, without any within ``EDGE_S`` of an end."""
+    times, strengths = decode(acts, cfg, threshold, n_tracks)
+    end = end_s(acts, cfg)
+    inside = (times >= EDGE_S) & (times <= end - EDGE_S)  # best-K keeps to this already
+    return np.asarray(times)[inside], np.asarray(strengths)[inside]
+
+
+def end_s(acts, cfg) -> float:
+    """The time of the last frame of ``acts``."""
+    return (len(acts) - 1) / cfg.fps
+
+
+def placed(moved, found, strengths, end_s):
     """Detections at their placed times, sorted and distinct. Each moves by at most
     placement.SEARCH_S, so with a small minimum distance two can land on one frame: the later
     one then stays where it was found, so a best-K decoding keeps its K - 1 crossovers."""

@@ -200,18 +200,20 @@ def scored_frames(local: LocalFrames, times_s, trees: dict, locator=None) -> lis
     """Per detection: ``(t0_s, frame_times_s, probs, locator_probs)``, the placement trees' score
     of every frame within their search width (``search_width``) and, with a ``locator``
     (:class:`boundaries.model.locator.Locator`), its softmax over the same frames (else None)."""
-    out = []
+    return [score_one(local, t, trees, locator)[0] for t in np.asarray(times_s, dtype=float)]
+
+
+def score_one(local: LocalFrames, t_s: float, trees: dict, locator=None):
+    """``(scored, X)``: one detection's entry of :func:`scored_frames` and the rows it scored."""
     search_s = search_width(trees)
-    for t in np.asarray(times_s, dtype=float):
-        frame_times, X = local.rows(t, search_s)
-        probs = boosted.predict_proba(trees, X) if len(X) else np.zeros(0)
-        located = None
-        if locator is not None and len(X):
-            centre, idx = local.frame_span(t, search_s)
-            located = locator.probabilities(X, local.z, idx, centre,
-                                            search_frames(local.fps, search_s))
-        out.append((t, frame_times, probs, located))
-    return out
+    frame_times, X = local.rows(t_s, search_s)
+    probs = boosted.predict_proba(trees, X) if len(X) else np.zeros(0)
+    located = None
+    if locator is not None and len(X):
+        centre, idx = local.frame_span(t_s, search_s)
+        located = locator.probabilities(X, local.z, idx, centre,
+                                        search_frames(local.fps, search_s))
+    return (float(t_s), frame_times, probs, located), X
 
 
 def smoothed(probs: np.ndarray, width: int = SMOOTH_FRAMES) -> np.ndarray:

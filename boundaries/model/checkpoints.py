@@ -192,7 +192,7 @@ def model_from_state(state: dict, path, device="cpu"):
 
 
 WEIGHT_KEYS = ("model", "embedding", "fold_embeddings", "trees", "placement", "context_trees",
-               "sequence", "locator")
+               "sequence", "locator", "chooser")
 
 
 def _first_non_finite(value, where=""):
@@ -214,7 +214,7 @@ def _first_non_finite(value, where=""):
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
                 "class_weight", "kind", "embedding", "fold_embeddings", "trees", "placement",
-                "context_trees", "sequence", "locator", "validation")
+                "context_trees", "sequence", "locator", "chooser", "validation")
 
 
 def export_model(src, dst) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from boundaries.detection import placement
+from boundaries.detection import chooser, placement
 from boundaries.detection.placement import Placing
 from boundaries.model import boosted
 from boundaries.model import embedding_features as embedding
@@ -138,7 +138,7 @@ class TrackChangeDetector:
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, columns: RowColumns = RowColumns(),
-                 sequence=None, locator=None, placing: Placing = Placing()):
+                 sequence=None, locator=None, placing: Placing = Placing(), chooser=None):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
@@ -148,6 +148,7 @@ class TrackChangeDetector:
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.locator = locator  # the placement locator (model/locator.py), or None
         self.placing = placing  # prior, locator weight and centroid of the placement stage
+        self.chooser = chooser  # picks among placements from the hump's edges, or None
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
@@ -179,11 +180,16 @@ class TrackChangeDetector:
         """``[n_frames]`` float32 in [0, 1]."""
         return rows_to_frames(self.row_probabilities(mel_db), mel_db.shape[1])
 
-    def refine(self, mel_db: np.ndarray, times_s) -> np.ndarray:
-        """Detections moved to their instants by the placement stage (sorted)."""
+    def refine(self, mel_db: np.ndarray, times_s, curve=None, strengths=None) -> np.ndarray:
+        """Detections moved to their instants by the placement stage. With a chooser, and the
+        ``curve`` the peaks were picked on and their ``strengths``, each is placed from its
+        hump's edges too and the chooser picks (:mod:`chooser`)."""
         if self.placement is None or len(times_s) == 0:
             return np.asarray(times_s, dtype=float)
         local = placement.LocalFrames(mel_db, self.fps)
+        if self.chooser is not None and curve is not None:
+            return chooser.refine(local, curve, times_s, strengths, self.fps, self.placement,
+                                  self.locator, self.placing, self.chooser)
         return placement.refine(local, times_s, self.placement, self.placing, self.locator)
 
     def to(self, device):  # numpy throughout: CPU always
@@ -200,7 +206,7 @@ class TrackChangeDetector:
         for key in ("placement", "context_trees"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key)
-        for key in ("sequence", "locator"):
+        for key in ("sequence", "locator", "chooser"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key).state
         return state
@@ -217,6 +223,8 @@ class TrackChangeDetector:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         if "locator" in state:  # one network's arrays, or a list (Locator reads both)
             optional["locator"] = Locator(state["locator"])
+        if "chooser" in state:
+            optional["chooser"] = chooser.Chooser(state["chooser"])
         return cls(network, _arrays(state["trees"]), fps, columns=columns, placing=placing,
                    **optional)
 

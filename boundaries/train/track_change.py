@@ -27,6 +27,9 @@
    the placement's tuning waits for them. The prior width and the locator's weight are tuned on
    validation (mean of F@0.5 and F@3). Placement is kept only if
    it raises that mean on validation, the locator only if its tuned weight is above 0.
+6. With ``track.chooser``, the placement chooser (:mod:`boundaries.train.chooser`): fitted on the
+   detections of the validation mixes and of ``track.chooser_dirs``, kept only if it raises
+   that mean with each folder's detections picked by a chooser fitted on the other folders.
 
 The small networks (embedding, sequence stage, locators) train on ``train.device`` (a GPU when
 ``auto`` finds one, under bf16 autocast with ``train.amp``); the trees always on the CPU.
@@ -51,6 +54,7 @@ from boundaries.model.track_detector import (
     row_targets,
 )
 from boundaries.score import evaluation, metrics
+from boundaries.train import chooser as chooser_stage
 
 logger = logging.getLogger(__name__)
 
@@ -371,6 +375,7 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     locators train beside the other stages (worker processes), which wait for them only to tune
     the placement."""
     fps = cfg.fps
+    chooser_stage.check_folders(cfg)  # a typo fails now, not after the hour of training
     locators = start_locators(train_data, fps, cfg, log)
     with locators.beside() if locators else contextlib.nullcontext():
         networks, network_of_file = fit_embeddings(train_data, cfg, log)
@@ -389,6 +394,8 @@ def train_track_detector(cfg, train_data, val_data, log=print):
         tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
     detector.locator = locators.result() if locators else None
     tuned = tune_placement_stage(detector, val_data, activations, tuned, unplaced, log)
+    if cfg.track.chooser:
+        chooser_stage.fit_chooser_stage(detector, val_data, tuned, log)
     return detector, tuned, tuned_result(detector, val_data, tuned, log, activations)
 
 
