@@ -13,7 +13,8 @@ dynamic programming).
 
 Detectors: the naive all-negative model; Foote's novelty; the previous shipped model (CNN + Foote
 blend, ``benchmarks/models/cnn_foote_v1.pt``); the track-change detector as shipped, without
-its placement stage, and (with a locator) placed by its trees alone; the track-change detector
+its placement stage, without its chooser (where it has one), and (with a locator) placed by its
+trees alone; the track-change detector
 shipped before it. ``--ablation`` also trains, from the training mixes and the shipped
 embedding, trees on the descriptors alone and on the embedding distances alone, and scores the
 embedding distance alone (peak-picked), so the table says what each part brings.
@@ -78,7 +79,7 @@ def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, secon
     for track, a in zip(data, acts):
         est = inference.decode(a, cfg, n_tracks=len(track.times_s) + 1 if k_known else None)
         if refine is not None:
-            est = (refine(track.mel, est[0]), est[1])
+            est = (refine(track.mel, est[0], a, est[1]), est[1])
         estimates.append(est)
     return Row(name, split, data, acts, estimates, cfg,
                seconds + time.perf_counter() - start)
@@ -159,11 +160,20 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
 
 
 def _trees_only(detector):
-    """The detector's placement without its locator (the same prior)."""
-    def refine(mel, times):
+    """The detector's placement without its locator (the same prior) or chooser."""
+    def refine(mel, times, acts, strengths):
         local = placement.LocalFrames(mel, detector.fps)
         return placement.refine(local, times, detector.placement,
                                 placement.Placing(sigma_s=detector.placing.sigma_s))
+    return refine
+
+
+def placed_by(detector, cfg, chooser=True):
+    """The detector's placement stage as ``boundaries detect`` runs it: with its chooser, if it
+    has one, reading the curve the peaks were picked on (``chooser=False``: without it)."""
+    def refine(mel, times, acts, strengths):
+        curve = inference.smoothed(acts, cfg.peaks, cfg.fps) if chooser else None
+        return detector.refine(mel, times, curve, strengths)
     return refine
 
 
@@ -190,19 +200,24 @@ def main(argv=None) -> int:
     fps = cfg.fps
     foote_cfg, kernel = tune_foote(splits["val"], previous_cfg, fps)
     entries = [
-        ("track-change detector (shipped)", detector.frame_activations, cfg, detector.refine),
+        ("track-change detector (shipped)", detector.frame_activations, cfg,
+         placed_by(detector, cfg)),
         ("track-change, no placement", detector.frame_activations, cfg, None),
         ("track-change + --snap beats", detector.frame_activations, cfg,
-         lambda mel, t: beats.snap(detector.refine(mel, t), beats.beat_times(
+         lambda mel, t, a, s: beats.snap(placed_by(detector, cfg)(mel, t, a, s), beats.beat_times(
              mel, sr=cfg.audio.sr, hop_length=cfg.features.hop_length))),
         (f"previous track-change ({Path(args.previous_track_change).parent.name}/"
-         f"{Path(args.previous_track_change).name})", v1.frame_activations, v1_cfg, v1.refine),
+         f"{Path(args.previous_track_change).name})", v1.frame_activations, v1_cfg,
+         placed_by(v1, v1_cfg)),
         (f"previous model (CNN + {previous_cfg.peaks.novelty_weight:g} Foote)",
          lambda t: inference.activations_for(previous, t, previous_cfg, "cpu"), previous_cfg,
          None),
         (f"Foote novelty ({kernel:g} s)",
          lambda t: novelty.foote_activations(t, fps=fps, kernel_s=kernel), foote_cfg, None),
     ]
+    if getattr(detector, "chooser", None) is not None:
+        entries.insert(1, ("track-change, placement without the chooser",
+                           detector.frame_activations, cfg, placed_by(detector, cfg, False)))
     if getattr(detector, "locator", None) is not None:
         entries.insert(1, ("track-change, placement by the trees alone (no locator)",
                            detector.frame_activations, cfg, _trees_only(detector)))
