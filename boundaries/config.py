@@ -181,6 +181,7 @@ class TrackConfig:
     # too and let a logistic model pick, fitted at the end of training on the validation mixes'
     # detections and those of chooser_dirs (more held-out folders, read for this alone); kept
     # only if it raises mean F@0.5/F@3 there with each folder's chooser fitted on the others
+    # (folders of different packages: folders that share music let an overfitted one pass)
     chooser: bool = False
     chooser_dirs: tuple[str, ...] = ()
     # decoding candidates tuned on validation at the end of training: the minimum track length

@@ -6,7 +6,10 @@ from the validation folders and ``track.chooser_dirs``: every detection there wh
 it a second candidate, one row per candidate, labelled by whether that candidate was placed
 within ``chooser.LABEL_S`` of a crossover. scikit-learn's standardised logistic regression fits
 them (the fit is stored as four arrays). It is kept only if, with each folder's detections
-placed by a chooser fitted on the other folders, mean F@0.5/F@3 over all files rises.
+placed by a chooser fitted on the other folders, mean F@0.5/F@3 over all files rises. That check
+holds out folders, not music: folders mixed from the same tracks let it pass a chooser that
+learned those tracks (session 26: it passed on the shipped validation folders and lost on
+folders of other packages, MODEL_CARD.md), so give it folders of different packages.
 """
 
 from dataclasses import dataclass
