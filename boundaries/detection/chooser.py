@@ -93,14 +93,13 @@ def place_from(local: placement.LocalFrames, start_s: float, trees: dict, locato
     (t0, frame_times, probs, located), X = placement.score_one(local, start_s, trees, locator)
     if len(probs) == 0:
         return None
-    prior = (np.exp(-0.5 * ((frame_times - t0) / placing.sigma_s) ** 2)
-             if placing.sigma_s > 0 else np.ones(len(probs)))
-    trees_score = placement.smoothed(probs)
-    locator_score = placement.smoothed(located) if located is not None else np.ones(len(probs))
-    raw = trees_score * locator_score ** placing.locator_weight
+    raw, prior = placement.frame_scores(t0, frame_times, probs, located, placing)
+    prior = np.broadcast_to(prior, raw.shape)
     k = int(np.argmax(raw * prior))
     placed = float(frame_times[k])
-    scores = (raw[k] * prior[k], raw[k], raw.max(), trees_score[k], locator_score[k],
+    trees_score = placement.smoothed(probs)[k]
+    locator_score = placement.smoothed(located)[k] if located is not None else 1.0
+    scores = (raw[k] * prior[k], raw[k], raw.max(), trees_score, locator_score,
               _value_at(curve, placed, fps), _value_at(curve, start_s, fps))
     return Candidate(float(start_s), placed, tuple(float(s) for s in scores), X[k])
 
@@ -154,6 +153,14 @@ class Chooser:
         return sides[int(np.argmax(logits))]  # argmax keeps the first of equals: base
 
 
+def placed_time(t_s: float, hump_: Hump, cands: dict, chooser: "Chooser | None") -> float:
+    """A detection's time: the candidate ``chooser`` picks (None: the first candidate, the
+    placement without a chooser), or where it was found when it has none."""
+    if "base" not in cands:
+        return float(t_s)
+    return cands[chooser.pick(hump_, cands) if chooser is not None else "base"].placed_s
+
+
 def refine(local, curve, times_s, strengths, fps, trees, locator, placing,
            chooser: Chooser) -> np.ndarray:
     """Each detection placed from its hump's middle and edges, at the candidate ``chooser``
@@ -161,6 +168,6 @@ def refine(local, curve, times_s, strengths, fps, trees, locator, placing,
     out = []
     for t, strength in zip(np.asarray(times_s, dtype=float), strengths):
         hump_ = hump(curve, t, strength, fps)
-        cands = candidates(local, hump_, trees, locator, placing, curve, fps)
-        out.append(cands[chooser.pick(hump_, cands)].placed_s if "base" in cands else t)
+        out.append(placed_time(t, hump_, candidates(local, hump_, trees, locator, placing,
+                                                     curve, fps), chooser))
     return np.array(out)

@@ -248,19 +248,29 @@ class Placing:
                    track_cfg.placement_centroid_s)
 
 
+def frame_scores(t0_s, frame_times, probs, located, placing: Placing) -> tuple:
+    """``(score, prior)`` of one detection's frames: the smoothed trees' score times, where the
+    locator scored them and counts, its smoothed probability to ``placing.locator_weight``; and
+    the Gaussian prior around ``t0_s`` (1.0 without one). The placed frame maximises their
+    product."""
+    score = smoothed(probs)
+    if located is not None and placing.locator_weight > 0:
+        score = score * smoothed(located) ** placing.locator_weight
+    sigma_s = placing.sigma_s
+    prior = np.exp(-0.5 * ((frame_times - t0_s) / sigma_s) ** 2) if sigma_s > 0 else 1.0
+    return score, prior
+
+
 def choose(scored, placing: Placing = Placing()) -> np.ndarray:
     """Each detection's new time: the frame with the highest smoothed score times the prior,
     or the centroid around it, as ``placing`` says."""
-    sigma_s, weight = placing.sigma_s, placing.locator_weight
     times = []
     for t0, frame_times, probs, *located in scored:
         if len(probs) == 0:
             times.append(t0)
             continue
-        prior = np.exp(-0.5 * ((frame_times - t0) / sigma_s) ** 2) if sigma_s > 0 else 1.0
-        score = smoothed(probs)
-        if located and located[0] is not None and weight > 0:
-            score = score * smoothed(located[0]) ** weight
+        score, prior = frame_scores(t0, frame_times, probs, located[0] if located else None,
+                                    placing)
         times.append(_placed_time(frame_times, score * prior, placing.centroid_s))
     return np.array(times)
 

@@ -88,13 +88,8 @@ def estimates(f: FileDetections, picker) -> np.ndarray:
     :class:`chooser.Chooser`; None: the first candidate, placement as without a chooser)."""
     if len(f.found_s) == 0:
         return np.zeros(0)
-    moved = []
-    for t, hump, cands in zip(f.found_s, f.humps, f.candidates):
-        if "base" not in cands:
-            moved.append(t)
-            continue
-        side = picker.pick(hump, cands) if picker is not None else "base"
-        moved.append(cands[side].placed_s)
+    moved = [chooser.placed_time(t, hump, cands, picker)
+             for t, hump, cands in zip(f.found_s, f.humps, f.candidates)]
     return inference.placed(np.array(moved), f.found_s, f.strengths, f.end_s)[0]
 
 
