@@ -196,6 +196,8 @@ def test_torchrun_detect_shards_files_and_equals_one_process(trained, tmp_path):
 
 
 def test_tune_writes_a_new_checkpoint_and_export_strips_it(trained, tmp_path, capsys):
+    import torch
+
     from boundaries.model.checkpoints import load_checkpoint, load_model
     from boundaries.score.evaluation import NOVELTY_WEIGHTS
 
@@ -211,6 +213,7 @@ def test_tune_writes_a_new_checkpoint_and_export_strips_it(trained, tmp_path, ca
     assert cli.main(["export", str(tuned_path), str(shipped)]) == 0
     state = load_checkpoint(shipped)
     assert "optimizer" not in state and state["config"]["peaks"] == cfg.to_dict()["peaks"]
+    assert state["environment"]["torch"] == torch.__version__  # what it was trained with
     assert shipped.stat().st_size < tuned_path.stat().st_size
     assert cli.main(["detect", str(corpus), "-o", str(tmp_path / "out"), "--checkpoint",
                      str(shipped), "--jobs", "1"]) == 0

@@ -91,6 +91,21 @@ def test_checkpoint_loads_as_the_detector_and_finds_the_cuts(trained):
     assert all(0 < t < 40 for t in times)
 
 
+def test_a_checkpoint_records_the_libraries_it_was_trained_with_and_export_keeps_them(
+        trained, tmp_path):
+    import sklearn
+
+    from boundaries.model.checkpoints import export_model, read_checkpoint
+
+    _, run = trained
+    export_model(run / "best.pt", tmp_path / "shipped.pt")
+    for path in (run / "best.pt", tmp_path / "shipped.pt"):
+        environment = read_checkpoint(path)[0]["environment"]
+        assert environment["numpy"] == np.__version__
+        assert environment["scikit-learn"] == sklearn.__version__
+        assert environment["python"].count(".") == 2
+
+
 def test_a_checkpoint_places_by_the_centroid_its_config_names(trained, tmp_path, monkeypatch):
     import torch
 

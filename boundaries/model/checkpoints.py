@@ -214,7 +214,27 @@ def _first_non_finite(value, where=""):
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
                 "class_weight", "kind", "embedding", "fold_embeddings", "trees", "placement",
-                "context_trees", "sequence", "locator", "chooser", "validation")
+                "context_trees", "sequence", "locator", "chooser", "validation", "environment")
+
+# The libraries whose floats a trained model depends on. The same command on the same data gives
+# the same arrays on one machine; on a fresh one it gave other trees (MODEL_CARD.md, session 27),
+# and without this record a later run could not tell a library's change from the data's.
+RECORDED_PACKAGES = ("numpy", "scikit-learn", "scipy", "torch", "librosa", "soundfile", "numba")
+
+
+def training_environment() -> dict:
+    """``{"python": ..., package: version}`` of this process (``"absent"`` for a package it
+    lacks), stored in a checkpoint as ``"environment"`` by training."""
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version(), "machine": platform.machine()}
+    for package in RECORDED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
 
 
 def export_model(src, dst) -> int:

@@ -27,7 +27,7 @@ from boundaries.data.dataset import ExcerptDataset
 from boundaries.data.sampling import ImbalanceSampler
 from boundaries.detection.inference import resolve_device
 from boundaries.errors import BoundariesError
-from boundaries.model.checkpoints import load_checkpoint, save_checkpoint
+from boundaries.model.checkpoints import load_checkpoint, save_checkpoint, training_environment
 from boundaries.model.losses import Criterion
 from boundaries.model.networks import build_model
 from boundaries.score import evaluation
@@ -221,7 +221,8 @@ class Trainer:
                 "epoch": self.epoch, "best_metric": self.best, "best_epoch": self.best_epoch,
                 "stale_epochs": self.stale, "history": self.history,
                 "torch_rng": torch.get_rng_state(),
-                "class_weight": list(self.criterion.class_weight)}
+                "class_weight": list(self.criterion.class_weight),
+                "environment": training_environment()}
 
     def restore(self, path) -> None:
         state = load_checkpoint(path)
@@ -345,7 +346,8 @@ def train_track_change(cfg, run_dir: Path, progress: bool = True) -> dict:
     start = time.perf_counter()
     detector, tuned, result = train_track_detector(cfg, train_data, val_data, log=logger.info)
     save_checkpoint(run_dir / "best.pt", {"config": tuned.to_dict(), **detector.state(),
-                                          "validation": evaluation.flat_metrics(result)})
+                                          "validation": evaluation.flat_metrics(result),
+                                          "environment": training_environment()})
     save_config(tuned, run_dir / "config.yaml")
     final = {"train_s": time.perf_counter() - start, "peak_threshold": tuned.peaks.threshold,
              "min_distance_s": tuned.peaks.min_distance_s}
