@@ -223,8 +223,9 @@ RECORDED_PACKAGES = ("numpy", "scikit-learn", "scipy", "torch", "librosa", "soun
 
 
 def training_environment() -> dict:
-    """``{"python": ..., package: version}`` of this process (``"absent"`` for a package it
-    lacks), stored in a checkpoint as ``"environment"`` by training."""
+    """``{"python": version, "machine": architecture, package: version}`` of this process
+    (``"absent"`` for a package it lacks), stored in a checkpoint as ``"environment"`` by
+    training."""
     import platform
     from importlib import metadata
 
