@@ -94,3 +94,16 @@ def test_a_missing_chooser_folder_fails_before_training(tmp_path):
     with pytest.raises(BoundariesError, match="chooser_dirs names no folder"):
         stage.check_folders(cfg)
     stage.check_folders(load_config(overrides=[f"track.chooser_dirs=[{tmp_path / 'x'}]"]))
+
+
+def test_a_bad_file_in_a_chooser_folder_is_logged_and_the_rest_is_read(tmp_path):
+    from conftest import write_corpus
+
+    folder = write_corpus(tmp_path / "held", n=1)
+    (folder / "broken.wav").write_bytes(b"not audio")
+    (folder / "broken.txt").write_text("10.0\n")
+    cfg = load_config(overrides=[f"track.chooser_dirs=[{folder}]"])
+    lines = []
+    [(name, data)] = list(stage.held_out_folders(cfg, lines.append))
+    assert name == str(folder) and len(data) == 1
+    assert len(lines) == 1 and "broken.wav" in lines[0]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries.data import corpus
 from boundaries.detection import chooser, inference, placement
 from boundaries.score import metrics
 
@@ -125,13 +124,16 @@ def check_folders(cfg) -> None:
                                   "(MODEL_CARD.md, 'Training data') or leave it out")
 
 
-def held_out_folders(cfg):
+def held_out_folders(cfg, log=print):
     """``(folder, tracks)`` for each of ``track.chooser_dirs``, one folder at a time (so no
-    more than one folder's log-mel is held at once)."""
+    more than one folder's log-mel is held at once); a file left out is logged with its
+    reason."""
+    from boundaries.workflows import load_annotated
+
     for folder in cfg.track.chooser_dirs:
-        tracks, _ = corpus.discover(Path(folder).expanduser(), cfg.audio.extensions,
-                                           cfg.data.group_by)
-        data, _ = corpus.load(tracks, cfg, progress=False)
+        data, skipped = load_annotated(folder, cfg, progress=False)
+        for reason in skipped.values():
+            log(f"chooser: skipped: {reason}")
         yield folder, data
 
 
@@ -143,7 +145,7 @@ def fit_chooser_stage(detector, val_data, cfg, log=print):
         log("chooser: needs the placement stage at its best frame (placement_centroid_s 0)")
         return
     files = gather(detector, val_data, cfg)
-    for folder, data in held_out_folders(cfg):
+    for folder, data in held_out_folders(cfg, log):
         log(f"chooser: {len(data)} files of {folder}")
         files += gather(detector, data, cfg)
     without, crossed = cross_fitted(files, cfg)
