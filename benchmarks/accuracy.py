@@ -72,14 +72,16 @@ class Row:
 
 def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, seconds=0.0):
     """Estimates from ``acts`` (peak picking at the tuned threshold, or best-K when the track
-    count is known, as `boundaries detect --n-tracks` does; then the placement stage if any)
-    and their scores; ``seconds`` (computing ``acts``) plus decoding is the row's time."""
+    count is known, as `boundaries detect --n-tracks` does; then the placement stage if any,
+    kept inside the file and distinct as :func:`inference.boundaries_for` keeps them) and their
+    scores; ``seconds`` (computing ``acts``) plus decoding is the row's time."""
     start = time.perf_counter()
     estimates = []
     for track, a in zip(data, acts):
-        est = inference.decode(a, cfg, n_tracks=len(track.times_s) + 1 if k_known else None)
-        if refine is not None:
-            est = (refine(track.mel, est[0], a, est[1]), est[1])
+        est = inference.detections(a, cfg, n_tracks=len(track.times_s) + 1 if k_known else None)
+        if refine is not None and len(est[0]):
+            est = inference.placed(refine(track.mel, est[0], a, est[1]), *est,
+                                   inference.end_s(a, cfg))
         estimates.append(est)
     return Row(name, split, data, acts, estimates, cfg,
                seconds + time.perf_counter() - start)
