@@ -215,14 +215,18 @@ def _keep_if_music(path: Path, relative: Path, staging: Path) -> bool:
 
 def _render_module(path: Path):
     """A tracker module rendered once through (no repeats, at most 10 min) to Ogg at 44.1 kHz,
-    or None. openmpt123 writes wav only here; the wav becomes Ogg block by block."""
+    or None. openmpt123 writes wav only here; the wav becomes Ogg block by block. Without
+    ``--dither 0`` its 16-bit output carries random dither, so every fetch rendered the modules a
+    little differently (about 40 % of the samples, by up to 3 LSB) and the trees trained on
+    them differed (MODEL_CARD.md, session 28)."""
     import soundfile as sf
 
     if shutil.which("openmpt123") is None:
         return None
     result = subprocess.run(["openmpt123", "--quiet", "--render", "--force", "--output-type",
-                             "wav", "--no-float", "--samplerate", "44100", "--repeat", "0",
-                             "--end-time", "600", str(path)], capture_output=True)
+                             "wav", "--no-float", "--dither", "0", "--samplerate", "44100",
+                             "--repeat", "0", "--end-time", "600", str(path)],
+                            capture_output=True)
     wav, ogg = Path(f"{path}.wav"), Path(f"{path}.ogg")
     if result.returncode != 0 or not wav.exists():
         return None

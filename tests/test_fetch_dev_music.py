@@ -48,3 +48,27 @@ def test_files_too_short_for_a_print_are_kept_without_warnings(tmp_path):
     assert duration == 5.0
     assert fetch.drop_duplicates(tmp_path, ["first", "second"]) == []
     assert len(list(tmp_path.rglob("*.wav"))) == 2
+
+
+def test_a_module_is_rendered_without_dither_so_every_fetch_gives_the_same_audio(tmp_path,
+                                                                                  monkeypatch):
+    import os
+    import stat
+    import sys
+
+    # a stand-in openmpt123 that records its arguments and writes a short wav beside the module
+    fake = tmp_path / "bin" / "openmpt123"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\n"
+                    "import sys, numpy as np, soundfile as sf\n"
+                    "open(sys.argv[0] + '.args', 'w').write(' '.join(sys.argv[1:]))\n"
+                    "sf.write(sys.argv[-1] + '.wav', np.zeros((4410, 2), np.int16), 44100)\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    module = tmp_path / "song.xm"
+    module.write_bytes(b"not read by the stand-in")
+    ogg = _script()._render_module(module)
+    args = (fake.parent / "openmpt123.args").read_text().split()
+    assert args[args.index("--dither") + 1] == "0" and "--no-float" in args
+    assert ogg == tmp_path / "song.xm.ogg" and sf.info(str(ogg)).samplerate == 44100
+    assert not (tmp_path / "song.xm.wav").exists()
