@@ -13,8 +13,9 @@ dynamic programming).
 
 Detectors: the naive all-negative model; Foote's novelty; the previous shipped model (CNN + Foote
 blend, ``benchmarks/models/cnn_foote_v1.pt``); the track-change detector as shipped, without
-its placement stage, without its chooser (where it has one), and (with a locator) placed by its
-trees alone; the track-change detector
+its placement stage, without its chooser (where it has one), with the threshold instead of its
+expected-F decoding (where it has one), and (with a locator) placed by its trees alone; the
+track-change detector
 shipped before it. ``--ablation`` also trains, from the training mixes and the shipped
 embedding, trees on the descriptors alone and on the embedding distances alone, and scores the
 embedding distance alone (peak-picked), so the table says what each part brings.
@@ -70,15 +71,18 @@ class Row:
                 "x_real_time": audio_s / max(self.seconds, 1e-9) if self.seconds else None}
 
 
-def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, seconds=0.0):
-    """Estimates from ``acts`` (peak picking at the tuned threshold, or best-K when the track
-    count is known, as `boundaries detect --n-tracks` does; then the placement stage if any,
+def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, seconds=0.0,
+                 expected_f=None):
+    """Estimates from ``acts`` (peak picking at the tuned threshold, or per file by the
+    detector's ``expected_f`` decoding where it has one, or best-K when the track count is
+    known, as `boundaries detect --n-tracks` does; then the placement stage if any,
     kept inside the file and distinct as :func:`inference.boundaries_for` keeps them) and their
     scores; ``seconds`` (computing ``acts``) plus decoding is the row's time."""
     start = time.perf_counter()
     estimates = []
     for track, a in zip(data, acts):
-        est = inference.detections(a, cfg, n_tracks=len(track.times_s) + 1 if k_known else None)
+        est = inference.detections(a, cfg, n_tracks=len(track.times_s) + 1 if k_known else None,
+                                   expected_f=expected_f)
         if refine is not None and len(est[0]):
             est = inference.placed(refine(track.mel, est[0], a, est[1]), *est,
                                    inference.end_s(a, cfg))
@@ -201,38 +205,45 @@ def main(argv=None) -> int:
     splits = {s: [t for m in mixes for t in load_split(m / s, cfg)] for s in ("val", "test")}
     fps = cfg.fps
     foote_cfg, kernel = tune_foote(splits["val"], previous_cfg, fps)
+    per_file = getattr(detector, "expected_f", None)  # the shipped decoding, where it has one
     entries = [
         ("track-change detector (shipped)", detector.frame_activations, cfg,
-         placed_by(detector, cfg)),
-        ("track-change, no placement", detector.frame_activations, cfg, None),
+         placed_by(detector, cfg), per_file),
+        ("track-change, threshold decoding (no expected-F)", detector.frame_activations, cfg,
+         placed_by(detector, cfg), None),
+        ("track-change, no placement", detector.frame_activations, cfg, None, per_file),
         ("track-change + --snap beats", detector.frame_activations, cfg,
          lambda mel, t, a, s: beats.snap(placed_by(detector, cfg)(mel, t, a, s), beats.beat_times(
-             mel, sr=cfg.audio.sr, hop_length=cfg.features.hop_length))),
+             mel, sr=cfg.audio.sr, hop_length=cfg.features.hop_length)), per_file),
         (f"previous track-change ({Path(args.previous_track_change).parent.name}/"
          f"{Path(args.previous_track_change).name})", v1.frame_activations, v1_cfg,
-         placed_by(v1, v1_cfg)),
+         placed_by(v1, v1_cfg), getattr(v1, "expected_f", None)),
         (f"previous model (CNN + {previous_cfg.peaks.novelty_weight:g} Foote)",
          lambda t: inference.activations_for(previous, t, previous_cfg, "cpu"), previous_cfg,
-         None),
+         None, None),
         (f"Foote novelty ({kernel:g} s)",
-         lambda t: novelty.foote_activations(t, fps=fps, kernel_s=kernel), foote_cfg, None),
+         lambda t: novelty.foote_activations(t, fps=fps, kernel_s=kernel), foote_cfg, None, None),
     ]
+    if per_file is None:
+        entries.pop(1)
     if getattr(detector, "chooser", None) is not None:
         entries.insert(1, ("track-change, placement without the chooser",
-                           detector.frame_activations, cfg, placed_by(detector, cfg, False)))
+                           detector.frame_activations, cfg, placed_by(detector, cfg, False),
+                           per_file))
     if getattr(detector, "locator", None) is not None:
         entries.insert(1, ("track-change, placement by the trees alone (no locator)",
-                           detector.frame_activations, cfg, _trees_only(detector)))
+                           detector.frame_activations, cfg, _trees_only(detector), per_file))
     if args.ablation:
-        entries += [(name, fn, tuned, None) for name, fn, tuned in
+        entries += [(name, fn, tuned, None, None) for name, fn, tuned in
                     ablation_detectors(mixes[0], detector, cfg, splits)]
     rows, test_rows = [], {}
-    for name, fn, row_cfg, refine in entries:
+    for name, fn, row_cfg, refine, decoding in entries:
         for split, data in splits.items():
             start = time.perf_counter()
             acts = [fn(t.mel) for t in data]
             seconds = time.perf_counter() - start
-            row = run_detector(name, split, data, acts, row_cfg, refine, seconds=seconds)
+            row = run_detector(name, split, data, acts, row_cfg, refine, seconds=seconds,
+                               expected_f=decoding)
             rows.append(row.summary())
             if split == "test":
                 known = run_detector(name, split, data, acts, row_cfg, refine, k_known=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from boundaries.detection.expected_f import CANDIDATE_THRESHOLD
 from boundaries.errors import BoundariesError, DecodingError, printable
 
 logger = logging.getLogger(__name__)
@@ -249,7 +250,9 @@ class Detector:
         sr : int, optional
             The array's sample rate (any rate; resampled exactly as a file is). Not for files.
         threshold : float, optional
-            Peak threshold on the strength (default: the one tuned on validation).
+            Peak threshold on the strength (default: the one tuned on validation; a detector
+            with expected-F decoding instead keeps, per file, the peaks that maximise the
+            expected F, ``settings["decoder"] == "expected_f"``).
         n_tracks : int, optional
             The recording holds this many tracks: exactly ``n_tracks - 1`` crossovers.
         keep_mel : bool
@@ -294,7 +297,14 @@ class Detector:
         """The decoding a call with these options uses: threshold, track count, snapping, peak
         picking."""
         used = self.cfg.peaks.threshold if threshold is None else float(threshold)
-        return {"threshold": used, "n_tracks": n_tracks, "snap": snap,
+        decoder = "best_k" if n_tracks is not None else "threshold"
+        if threshold is None and n_tracks is None and \
+                getattr(self.model, "expected_f", None) is not None:
+            # no one threshold: the peaks above a low one are candidates, and each file keeps
+            # the strongest that maximise its expected F
+            return {"threshold": None, "n_tracks": None, "snap": snap, "decoder": "expected_f",
+                    "peaks": {**vars(self.cfg.peaks), "threshold": CANDIDATE_THRESHOLD}}
+        return {"threshold": used, "n_tracks": n_tracks, "snap": snap, "decoder": decoder,
                 "peaks": {**vars(self.cfg.peaks), "threshold": used}}
 
     def detect_many(self, paths, *, on_error: str = "raise", **options):

@@ -101,7 +101,9 @@ def add_detect_arguments(parser) -> None:
     parser.add_argument("--checkpoint", help="model checkpoint (default: the shipped model)")
     parser.add_argument("--format", default="txt",
                         help=f"comma-separated output formats from {','.join(OUTPUT_FORMATS)}")
-    parser.add_argument("--threshold", type=float, help="peak threshold (default: the tuned one)")
+    parser.add_argument("--threshold", type=float,
+                        help="peak threshold (default: the tuned one, or the model's per-file "
+                             "expected-F decoding where it has one)")
     parser.add_argument("--n-tracks", type=int, metavar="K",
                         help="every input holds K tracks: write exactly K-1 crossovers (the best "
                              "set at least peaks.min_distance_s apart, found exactly)")
@@ -171,6 +173,9 @@ def add_tune_arguments(parser) -> None:
     parser.add_argument("--data", required=True, nargs="+",
                         help="validation folder(s) (audio + annotations), tuned on together")
     parser.add_argument("-o", "--out", required=True, help="the re-tuned checkpoint (a new file)")
+    parser.add_argument("--expected-f", action="store_true",
+                        help="track-change detector: fit the per-file expected-F decoding (how "
+                             "many peaks each file keeps) on these folders too")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -183,7 +188,8 @@ def run_tune(args) -> int:
     tuned, result, skipped = workflows.tune(args.checkpoint, args.data, args.out,
                                             device=args.device or "auto",
                                             overwrite=args.overwrite,
-                                            progress=sys.stderr.isatty())
+                                            progress=sys.stderr.isatty(),
+                                            expected_f=args.expected_f)
     _print_skipped(skipped)
     print(format_table(result))
     p = tuned.peaks
@@ -191,6 +197,9 @@ def run_tune(args) -> int:
           f"{p.threshold:g}, minimum distance {p.min_distance_s:g} s, smoothing "
           f"{p.smooth_s:g} s, plateau level {p.plateau_level:g}, frame threshold "
           f"{tuned.eval.frame_threshold:g} (tuned on {' '.join(args.data)})")
+    if tuned.track.expected_f:
+        print("  and the expected-F decoding fitted there: each file keeps the peaks that "
+              "maximise its expected F (a --threshold given to detect replaces it)")
     return 0
 
 

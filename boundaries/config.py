@@ -184,6 +184,10 @@ class TrackConfig:
     # (folders of different packages: folders that share music let an overfitted one pass)
     chooser: bool = False
     chooser_dirs: tuple[str, ...] = ()
+    # expected-F decoding (detection/expected_f.py): fit a strength -> P(crossover within 3 s) map
+    # on the validation candidates; detection then keeps, per file, the strongest peaks that
+    # maximise the expected F (a threshold or a track count given by the user replaces it)
+    expected_f: bool = False
     # decoding candidates tuned on validation at the end of training: the minimum track length
     # (peaks.min_distance_s) and the level of a hump whose middle a peak moves to
     # (peaks.plateau_level; 0 unless one raises validation F). One value pins it: tuned on the

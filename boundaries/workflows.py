@@ -8,7 +8,7 @@ import logging
 import os
 from pathlib import Path
 
-from boundaries.errors import BoundariesError
+from boundaries.errors import BoundariesError, printable
 
 logger = logging.getLogger("boundaries")
 
@@ -79,6 +79,7 @@ def evaluate(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=No
     result = evaluation.score(data, [r.activations for r in results], detector.cfg,
                               peak_threshold=threshold,
                               estimates=[(r.boundaries_s, r.strengths) for r in results])
+    result["decoder"] = results[0].settings["decoder"]  # threshold, or expected_f
     by_kind = evaluation.recall_by_kind(data, [r.boundaries_s for r in results])
     if by_kind:
         result["recall_by_kind"] = by_kind
@@ -112,15 +113,21 @@ def new_output_file(path, what: str, overwrite: bool = False, source=None) -> Pa
     return path
 
 
-def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress=True) -> tuple:
+def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress=True,
+         expected_f=False) -> tuple:
     """Re-tune a checkpoint's decoding on the validation folders ``data_dirs`` (a list), tuned on
-    together, into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``."""
+    together, into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``.
+    ``expected_f``: fit a track-change detector's expected-F decoding there too (one that has it
+    already is refitted)."""
     from boundaries.api import Detector
     from boundaries.model.checkpoints import save_checkpoint
     from boundaries.score import evaluation
 
     new_output_file(out, "re-tuned checkpoint", overwrite, source=checkpoint)
-    detector = Detector(checkpoint, device)
+    detector = Detector(checkpoint, device, ["track.expected_f=true"] if expected_f else ())
+    if expected_f and not hasattr(detector.model, "frame_activations"):
+        raise BoundariesError(f"{printable(checkpoint)}: --expected-f needs a track-change "
+                              "detector (configs/track_change.yaml); this checkpoint is a CNN")
     data, skipped = [], {}
     for data_dir in data_dirs:
         found, problems = load_annotated(data_dir, detector.cfg, progress)
@@ -135,6 +142,9 @@ def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress
     for stage in ("placement", "locator"):  # stages the tuning switched off are not stored
         if getattr(detector.model, stage, "absent") is None:
             state.pop(stage, None)
+    state.pop("expected_f", None)  # refitted by the tuning, or left out there
+    if getattr(detector.model, "expected_f", None) is not None:
+        state["expected_f"] = detector.model.expected_f.state
     save_checkpoint(out, state)
     return tuned, evaluation.score(data, activations, tuned), skipped
 

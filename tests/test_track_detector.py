@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
         "track.kind": "track_change", "track.embed_steps": 3, "track.max_iter": 15,
         "track.recurrence": True, "track.rhythm": True, "track.rhythm_gap_s": 8.0,
         "track.sequence_steps": 3, "track.locator_steps": 3,
-        "track.sequence_descriptors": True}),
+        "track.sequence_descriptors": True, "track.expected_f": True}),
         "--val-data", str(tmp / "val"), "--run-dir", str(run)]
     assert train.main(args) == 0
     return tmp, run
@@ -85,6 +85,7 @@ def test_checkpoint_loads_as_the_detector_and_finds_the_cuts(trained):
     model, cfg, state = load_model(run / "best.pt")
     assert isinstance(model, track_detector.TrackChangeDetector)
     assert not cfg.peaks.subtract_local_mean and cfg.peaks.min_distance_s > 0
+    assert model.expected_f is not None  # fitted at the end of training (track.expected_f)
     mel, _ = audio_log_mel(tmp / "val" / "mix_0.wav", SR, vars(cfg.features))
     acts, times, _ = boundaries_for(model, mel, cfg, "cpu")
     assert acts.shape == (mel.shape[1],) and np.all((acts >= 0) & (acts <= 1))
@@ -173,15 +174,58 @@ def test_tune_stores_no_stage_that_its_tuning_switched_off(trained, tmp_path, mo
 
     def placement_lost(model, data, cfg, device):  # as when placement loses on validation
         model.placement = model.locator = None
+        model.expected_f = None  # as when the folders hold no crossover to fit it on
         return cfg, [model.frame_activations(t.mel) for t in data]
 
     monkeypatch.setattr(evaluation, "tune", placement_lost)
     tmp, _ = trained
-    assert {"placement", "locator"} <= set(load_checkpoint(DEFAULT_MODEL))
+    assert {"placement", "locator", "expected_f"} <= set(load_checkpoint(DEFAULT_MODEL))
     workflows.tune(DEFAULT_MODEL, [tmp / "val"], tmp_path / "tuned.pt", progress=False)
-    assert not {"placement", "locator"} & set(load_checkpoint(tmp_path / "tuned.pt"))
+    assert not {"placement", "locator", "expected_f"} & set(load_checkpoint(tmp_path / "tuned.pt"))
     model, _, _ = load_model(tmp_path / "tuned.pt")
-    assert model.placement is None and model.locator is None
+    assert model.placement is None and model.locator is None and model.expected_f is None
+
+
+def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_path):
+    from boundaries import cli
+    from boundaries.api import Detector
+    from boundaries.detection import expected_f, inference
+    from boundaries.model.checkpoints import export_model, read_checkpoint
+
+    tmp, run = trained
+    out = tmp_path / "tuned.pt"
+    assert cli.main(["tune", str(run / "best.pt"), "--data", str(tmp / "val"), str(tmp / "train"),
+                     "--expected-f", "-o", str(out)]) == 0
+    export_model(out, tmp_path / "shipped.pt")
+    assert "expected_f" in read_checkpoint(tmp_path / "shipped.pt")[0]
+    detector = Detector(tmp_path / "shipped.pt", "cpu")
+    model, cfg = detector.model, detector.cfg
+    assert cfg.track.expected_f and 0 < model.expected_f.coverage <= 1
+    result = detector.detect(tmp / "val" / "mix_0.wav", keep_mel=True)
+    assert result.settings["decoder"] == "expected_f" and result.settings["threshold"] is None
+    # by hand: the candidates above the low threshold, those the map keeps, then placement
+    acts = result.activations
+    times, strengths = inference.detections(acts, cfg, threshold=expected_f.CANDIDATE_THRESHOLD)
+    keep = model.expected_f.keep(strengths)
+    expected = times[keep]
+    if model.placement is not None and len(expected):
+        moved = model.refine(result.mel, expected, inference.smoothed(acts, cfg.peaks, cfg.fps),
+                             strengths[keep])
+        expected = inference.placed(moved, expected, strengths[keep],
+                                    inference.end_s(acts, cfg))[0]
+    np.testing.assert_allclose(result.boundaries_s, expected)
+    assert len(result.boundaries_s) >= 1
+    plain = detector.detect(tmp / "val" / "mix_0.wav", threshold=cfg.peaks.threshold)
+    assert plain.settings["decoder"] == "threshold"  # a threshold given replaces it
+
+
+def test_tune_refuses_expected_f_for_a_cnn_checkpoint(tmp_path):
+    from boundaries import workflows
+    from boundaries.errors import BoundariesError
+
+    with pytest.raises(BoundariesError, match="--expected-f needs a track-change detector"):
+        workflows.tune("benchmarks/models/cnn_foote_v1.pt", [tmp_path], tmp_path / "out.pt",
+                       progress=False, expected_f=True)
 
 
 def test_tune_reads_several_validation_folders_together(trained, tmp_path, capsys):

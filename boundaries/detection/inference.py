@@ -9,6 +9,7 @@ result equals one pass over the whole file, in bounded memory.
 
 import numpy as np
 
+from boundaries.detection import expected_f as expected_f_decoding
 from boundaries.detection import peaks
 from boundaries.signal import timebase
 from boundaries.signal.filters import running_mean
@@ -167,22 +168,34 @@ def decode(activations, cfg, threshold=None, n_tracks=None):
 def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None, acts=None):
     """``(activations, times_s, strengths)``: the one path from log-mel to boundaries. With
     ``n_tracks`` known, exactly ``n_tracks - 1`` crossovers (:func:`peaks.best_k_peaks`) instead
-    of a threshold. A model with a placement stage (the track-change detector) then moves each
-    to its instant. ``acts``: :func:`activations_for` of this ``mel``, where already at hand."""
+    of a threshold; with neither, a model's expected-F decoding where it has one
+    (:func:`detections`). A model with a placement stage (the track-change detector) then moves
+    each to its instant. ``acts``: :func:`activations_for` of this ``mel``, where already at
+    hand."""
     acts = activations_for(model, mel, cfg, device) if acts is None else acts
-    times, strengths = detections(acts, cfg, threshold, n_tracks)
+    times, strengths = detections(acts, cfg, threshold, n_tracks,
+                                  getattr(model, "expected_f", None))
     if getattr(model, "placement", None) is not None and len(times):
         moved = model.refine(mel, times, smoothed(acts, cfg.peaks, cfg.fps), strengths)
         times, strengths = placed(moved, times, strengths, end_s(acts, cfg))
     return acts, times, strengths
 
 
-def detections(acts, cfg, threshold=None, n_tracks=None):
-    """``(times_s, strengths)``: :func:`decode`, without any within ``EDGE_S`` of an end."""
+def detections(acts, cfg, threshold=None, n_tracks=None, expected_f=None):
+    """``(times_s, strengths)``: :func:`decode`, without any within ``EDGE_S`` of an end. With
+    ``expected_f`` (:class:`expected_f.ExpectedF`) and neither a threshold nor a track count
+    given, the peaks above its candidate threshold that it keeps for this file."""
+    per_file = expected_f is not None and threshold is None and n_tracks is None
+    if per_file:
+        threshold = expected_f_decoding.CANDIDATE_THRESHOLD
     times, strengths = decode(acts, cfg, threshold, n_tracks)
     end = end_s(acts, cfg)
     inside = (times >= EDGE_S) & (times <= end - EDGE_S)  # best-K keeps to this already
-    return np.asarray(times)[inside], np.asarray(strengths)[inside]
+    times, strengths = np.asarray(times)[inside], np.asarray(strengths)[inside]
+    if per_file:
+        keep = expected_f.keep(strengths)
+        times, strengths = times[keep], strengths[keep]
+    return times, strengths
 
 
 def end_s(acts, cfg) -> float:

@@ -192,7 +192,7 @@ def model_from_state(state: dict, path, device="cpu"):
 
 
 WEIGHT_KEYS = ("model", "embedding", "fold_embeddings", "trees", "placement", "context_trees",
-               "sequence", "locator", "chooser")
+               "sequence", "locator", "chooser", "expected_f")
 
 
 def _first_non_finite(value, where=""):
@@ -214,7 +214,8 @@ def _first_non_finite(value, where=""):
 
 SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
                 "class_weight", "kind", "embedding", "fold_embeddings", "trees", "placement",
-                "context_trees", "sequence", "locator", "chooser", "validation", "environment")
+                "context_trees", "sequence", "locator", "chooser", "expected_f", "validation",
+                "environment")
 
 # The libraries whose floats a trained model depends on. The same command on the same data gives
 # the same arrays on one machine; on a fresh one it gave other trees (MODEL_CARD.md, session 27),

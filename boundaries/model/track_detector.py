@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from boundaries.detection import chooser, placement
+from boundaries.detection.expected_f import ExpectedF
 from boundaries.detection.placement import Placing
 from boundaries.model import boosted
 from boundaries.model import embedding_features as embedding
@@ -138,7 +139,8 @@ class TrackChangeDetector:
 
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, columns: RowColumns = RowColumns(),
-                 sequence=None, locator=None, placing: Placing = Placing(), chooser=None):
+                 sequence=None, locator=None, placing: Placing = Placing(), chooser=None,
+                 expected_f=None):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
@@ -149,6 +151,7 @@ class TrackChangeDetector:
         self.locator = locator  # the placement locator (model/locator.py), or None
         self.placing = placing  # prior, locator weight and centroid of the placement stage
         self.chooser = chooser  # picks among placements from the hump's edges, or None
+        self.expected_f = expected_f  # how many peaks each file keeps (expected_f.py), or None
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
@@ -206,7 +209,7 @@ class TrackChangeDetector:
         for key in ("placement", "context_trees"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key)
-        for key in ("sequence", "locator", "chooser"):
+        for key in ("sequence", "locator", "chooser", "expected_f"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key).state
         return state
@@ -225,6 +228,8 @@ class TrackChangeDetector:
             optional["locator"] = Locator(state["locator"])
         if "chooser" in state:
             optional["chooser"] = chooser.Chooser(state["chooser"])
+        if "expected_f" in state:
+            optional["expected_f"] = ExpectedF(_arrays(state["expected_f"]))
         return cls(network, _arrays(state["trees"]), fps, columns=columns, placing=placing,
                    **optional)
 

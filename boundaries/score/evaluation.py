@@ -197,8 +197,11 @@ def format_table(result: dict) -> str:
                      f" {frame['f1']:>6.3f}{bounds}")
     lines.append(f"frame accuracy {result['frame']['accuracy']:.4f} vs naive "
                  f"{result['naive']['accuracy']:.4f} (frames within +-"
-                 f"{result['frame_tolerance_s']} s of a boundary are positive); peak threshold "
-                 f"{result['peak_threshold']:.2f}, frame threshold {result['frame_threshold']:.2f}")
+                 f"{result['frame_tolerance_s']} s of a boundary are positive); "
+                 + ("peaks kept per file by the expected-F decoding"
+                    if result.get("decoder") == "expected_f"
+                    else f"peak threshold {result['peak_threshold']:.2f}")
+                 + f", frame threshold {result['frame_threshold']:.2f}")
     for w in windows:
         m = result["micro"]["boundary"][w]
         lines.append(f"+-{w} s: mean P {result['boundary'][w]['precision']:.3f} R "

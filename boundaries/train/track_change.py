@@ -30,6 +30,8 @@
 6. With ``track.chooser``, the placement chooser (:mod:`boundaries.train.chooser`): fitted on the
    detections of the validation mixes and of ``track.chooser_dirs``, kept only if it raises
    that mean with each folder's detections picked by a chooser fitted on the other folders.
+7. With ``track.expected_f``, the expected-F decoding (:mod:`boundaries.detection.expected_f`):
+   each validation candidate's strength against whether its placed time is a crossover.
 
 The small networks (embedding, sequence stage, locators) train on ``train.device`` (a GPU when
 ``auto`` finds one, under bf16 autocast with ``train.amp``); the trees always on the CPU.
@@ -45,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.data import annotations
-from boundaries.detection import inference, placement
+from boundaries.detection import expected_f, inference, placement
 from boundaries.model import boosted, embedding, embedding_features, sequence, track_detector
 from boundaries.model.track_detector import (
     RowColumns,
@@ -396,7 +398,32 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     tuned = tune_placement_stage(detector, val_data, activations, tuned, unplaced, log)
     if cfg.track.chooser:
         chooser_stage.fit_chooser_stage(detector, val_data, tuned, log)
+    if cfg.track.expected_f:
+        fit_expected_f(detector, val_data, activations, tuned, log)
     return detector, tuned, tuned_result(detector, val_data, tuned, log, activations)
+
+
+def fit_expected_f(detector, val_data, activations, cfg, log=print) -> None:
+    """``detector.expected_f`` fitted on the validation mixes: every candidate peak (above
+    ``expected_f.CANDIDATE_THRESHOLD``), placed as detection places it, is a hit when within
+    ``expected_f.LABEL_S`` of a crossover; the coverage is the share of crossovers with one."""
+    detector.expected_f = None  # the candidates below are the threshold decoder's
+    strengths, hits, covered, total = [], [], 0, 0
+    for track, acts in zip(val_data, activations):
+        times, found = inference.detections(acts, cfg, threshold=expected_f.CANDIDATE_THRESHOLD)
+        placed_s = detector.refine(track.mel, times, inference.smoothed(acts, cfg.peaks, cfg.fps),
+                                   found)
+        hit, near = expected_f.hits_and_coverage(track.times_s, placed_s)
+        strengths.append(found)
+        hits.append(hit)
+        covered, total = covered + near, total + len(track.times_s)
+    if not total or not sum(len(h) for h in hits):
+        log("expected-F decoding: no crossover or no candidate in the validation files; left out")
+        return
+    detector.expected_f = expected_f.fit(np.concatenate(strengths), np.concatenate(hits),
+                                         max(covered, 1) / total)
+    log(f"expected-F decoding: {sum(len(h) for h in hits)} candidates, "
+        f"{np.concatenate(hits).mean():.1%} hits, coverage {covered / total:.3f}")
 
 
 def tuned_result(detector, val_data, cfg, log=print, activations=None):
@@ -418,10 +445,14 @@ def tuned_result(detector, val_data, cfg, log=print, activations=None):
 
 def tune_track_detector(detector, val_data, cfg, log=print):
     """``(cfg, activations)`` with the threshold, minimum track length, frame threshold and
-    placement prior tuned on ``val_data``; the placement stage is switched off (``detector.
-    placement = None``) when it does not raise mean F@0.5/F@3 there."""
+    placement prior tuned on ``val_data`` (and with ``track.expected_f`` the expected-F decoding
+    fitted there); the placement stage is switched off (``detector.placement = None``) when it
+    does not raise mean F@0.5/F@3 there."""
     tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
-    return tune_placement_stage(detector, val_data, activations, tuned, unplaced, log), activations
+    tuned = tune_placement_stage(detector, val_data, activations, tuned, unplaced, log)
+    if cfg.track.expected_f:
+        fit_expected_f(detector, val_data, activations, tuned, log)
+    return tuned, activations
 
 
 def tune_peaks(detector, val_data, cfg, log=print):
