@@ -215,20 +215,35 @@ def _keep_if_music(path: Path, relative: Path, staging: Path) -> bool:
 
 def _render_module(path: Path):
     """A tracker module rendered once through (no repeats, at most 10 min) to Ogg at 44.1 kHz,
-    or None. openmpt123 writes wav only here; the wav becomes Ogg block by block. Without
-    ``--dither 0`` its 16-bit output carries random dither, so every fetch rendered the modules a
-    little differently (about 40 % of the samples, by up to 3 LSB) and the trees trained on
-    them differed (MODEL_CARD.md, session 28)."""
+    or None. openmpt123 writes wav only here; the wav becomes Ogg block by block.
+
+    Every fetch must give the same audio, or the training mixes and the trees fitted on them
+    change (MODEL_CARD.md, session 28): ``--dither 0`` (openmpt123's default dither is random
+    noise on every 16-bit sample), and a module whose playback itself draws random numbers (two
+    renders differ) is left out, with a line saying so."""
+    import filecmp
+
     import soundfile as sf
 
     if shutil.which("openmpt123") is None:
         return None
-    result = subprocess.run(["openmpt123", "--quiet", "--render", "--force", "--output-type",
-                             "wav", "--no-float", "--dither", "0", "--samplerate", "44100",
-                             "--repeat", "0", "--end-time", "600", str(path)],
-                            capture_output=True)
-    wav, ogg = Path(f"{path}.wav"), Path(f"{path}.ogg")
-    if result.returncode != 0 or not wav.exists():
+    wav, first, ogg = Path(f"{path}.wav"), Path(f"{path}.first.wav"), Path(f"{path}.ogg")
+    for target in (first, wav):
+        result = subprocess.run(["openmpt123", "--quiet", "--render", "--force", "--output-type",
+                                 "wav", "--no-float", "--dither", "0", "--samplerate", "44100",
+                                 "--repeat", "0", "--end-time", "600", str(path)],
+                                capture_output=True)
+        if result.returncode != 0 or not wav.exists():
+            first.unlink(missing_ok=True)
+            return None
+        if target == first:
+            wav.replace(first)
+    same = filecmp.cmp(first, wav, shallow=False)
+    first.unlink()
+    if not same:
+        wav.unlink()
+        print(f"{path.name}: left out: two renders differ (its playback is random), so no two "
+              "fetches would give the same audio", flush=True)
         return None
     with sf.SoundFile(str(wav)) as src, sf.SoundFile(str(ogg), "w", src.samplerate, src.channels,
                                                       format="OGG", subtype="VORBIS") as dst:

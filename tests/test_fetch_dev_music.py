@@ -50,20 +50,29 @@ def test_files_too_short_for_a_print_are_kept_without_warnings(tmp_path):
     assert len(list(tmp_path.rglob("*.wav"))) == 2
 
 
-def test_a_module_is_rendered_without_dither_so_every_fetch_gives_the_same_audio(tmp_path,
-                                                                                  monkeypatch):
-    import os
+def _fake_openmpt123(folder: Path, random_playback: bool) -> Path:
+    """A stand-in openmpt123 that records its arguments and writes a short wav beside the
+    module: the same samples on every call, or (``random_playback``) new ones each time."""
     import stat
     import sys
 
-    # a stand-in openmpt123 that records its arguments and writes a short wav beside the module
-    fake = tmp_path / "bin" / "openmpt123"
-    fake.parent.mkdir()
+    fake = folder / "openmpt123"
+    fake.parent.mkdir(parents=True)
+    samples = "np.random.default_rng().integers(-99, 99, (4410, 2))" if random_playback \
+        else "np.zeros((4410, 2))"
     fake.write_text(f"#!{sys.executable}\n"
                     "import sys, numpy as np, soundfile as sf\n"
                     "open(sys.argv[0] + '.args', 'w').write(' '.join(sys.argv[1:]))\n"
-                    "sf.write(sys.argv[-1] + '.wav', np.zeros((4410, 2), np.int16), 44100)\n")
+                    f"sf.write(sys.argv[-1] + '.wav', {samples}.astype(np.int16), 44100)\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
+def test_a_module_is_rendered_without_dither_so_every_fetch_gives_the_same_audio(tmp_path,
+                                                                                  monkeypatch):
+    import os
+
+    fake = _fake_openmpt123(tmp_path / "bin", random_playback=False)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     module = tmp_path / "song.xm"
     module.write_bytes(b"not read by the stand-in")
@@ -71,4 +80,17 @@ def test_a_module_is_rendered_without_dither_so_every_fetch_gives_the_same_audio
     args = (fake.parent / "openmpt123.args").read_text().split()
     assert args[args.index("--dither") + 1] == "0" and "--no-float" in args
     assert ogg == tmp_path / "song.xm.ogg" and sf.info(str(ogg)).samplerate == 44100
-    assert not (tmp_path / "song.xm.wav").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "song.xm", "song.xm.ogg"]
+
+
+def test_a_module_whose_two_renders_differ_is_left_out_with_a_line(tmp_path, monkeypatch,
+                                                                   capsys):
+    import os
+
+    fake = _fake_openmpt123(tmp_path / "bin", random_playback=True)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    module = tmp_path / "random.it"
+    module.write_bytes(b"not read by the stand-in")
+    assert _script()._render_module(module) is None
+    assert "random.it: left out: two renders differ" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "random.it"]
