@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from boundaries.detection.expected_f import CANDIDATE_THRESHOLD
+from boundaries.detection import expected_f
 from boundaries.errors import BoundariesError, DecodingError, printable
 
 logger = logging.getLogger(__name__)
@@ -296,15 +296,15 @@ class Detector:
     def settings(self, threshold=None, n_tracks=None, snap=None) -> dict:
         """The decoding a call with these options uses: threshold, track count, snapping, peak
         picking."""
-        used = self.cfg.peaks.threshold if threshold is None else float(threshold)
-        decoder = "best_k" if n_tracks is not None else "threshold"
-        if threshold is None and n_tracks is None and \
-                getattr(self.model, "expected_f", None) is not None:
+        if expected_f.in_use(getattr(self.model, "expected_f", None), threshold, n_tracks):
             # no one threshold: the peaks above a low one are candidates, and each file keeps
             # the strongest that maximise its expected F
             return {"threshold": None, "n_tracks": None, "snap": snap, "decoder": "expected_f",
-                    "peaks": {**vars(self.cfg.peaks), "threshold": CANDIDATE_THRESHOLD}}
-        return {"threshold": used, "n_tracks": n_tracks, "snap": snap, "decoder": decoder,
+                    "peaks": {**vars(self.cfg.peaks),
+                              "threshold": expected_f.CANDIDATE_THRESHOLD}}
+        used = self.cfg.peaks.threshold if threshold is None else float(threshold)
+        return {"threshold": used, "n_tracks": n_tracks, "snap": snap,
+                "decoder": "best_k" if n_tracks is not None else "threshold",
                 "peaks": {**vars(self.cfg.peaks), "threshold": used}}
 
     def detect_many(self, paths, *, on_error: str = "raise", **options):

@@ -227,30 +227,37 @@ def _render_module(path: Path):
 
     if shutil.which("openmpt123") is None:
         return None
-    wav, first, ogg = Path(f"{path}.wav"), Path(f"{path}.first.wav"), Path(f"{path}.ogg")
-    for target in (first, wav):
-        result = subprocess.run(["openmpt123", "--quiet", "--render", "--force", "--output-type",
-                                 "wav", "--no-float", "--dither", "0", "--samplerate", "44100",
-                                 "--repeat", "0", "--end-time", "600", str(path)],
-                                capture_output=True)
-        if result.returncode != 0 or not wav.exists():
-            first.unlink(missing_ok=True)
-            return None
-        if target == first:
-            wav.replace(first)
-    same = filecmp.cmp(first, wav, shallow=False)
+    first = _openmpt_wav(path)
+    if first is None:
+        return None
+    first = first.replace(f"{path}.first.wav")
+    wav = _openmpt_wav(path)
+    same = wav is not None and filecmp.cmp(first, wav, shallow=False)
     first.unlink()
+    if wav is None:
+        return None
     if not same:
         wav.unlink()
         print(f"{path.name}: left out: two renders differ (its playback is random), so no two "
               "fetches would give the same audio", flush=True)
         return None
+    ogg = Path(f"{path}.ogg")
     with sf.SoundFile(str(wav)) as src, sf.SoundFile(str(ogg), "w", src.samplerate, src.channels,
                                                       format="OGG", subtype="VORBIS") as dst:
         for block in src.blocks(blocksize=1 << 16, dtype="float32"):
             dst.write(block)  # block by block: one long Vorbis write can crash libvorbis
     wav.unlink()
     return ogg
+
+
+def _openmpt_wav(path: Path):
+    """``path``'s render by openmpt123 beside it (16-bit, no dither), or None."""
+    result = subprocess.run(["openmpt123", "--quiet", "--render", "--force", "--output-type",
+                             "wav", "--no-float", "--dither", "0", "--samplerate", "44100",
+                             "--repeat", "0", "--end-time", "600", str(path)],
+                            capture_output=True)
+    wav = Path(f"{path}.wav")
+    return wav if result.returncode == 0 and wav.exists() else None
 
 
 def fingerprint(path: Path):

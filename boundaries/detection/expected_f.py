@@ -57,6 +57,12 @@ class ExpectedF:
         return np.sort(order[:k])
 
 
+def in_use(decoding, threshold=None, n_tracks=None) -> bool:
+    """Whether a detector's ``decoding`` (an :class:`ExpectedF`, or None) decides: only when
+    the user gave neither a threshold nor a track count."""
+    return decoding is not None and threshold is None and n_tracks is None
+
+
 def fit(strengths, hits, coverage: float) -> ExpectedF:
     """The map fitted on candidates' ``strengths`` and whether each was a hit."""
     from sklearn.isotonic import IsotonicRegression

@@ -185,7 +185,7 @@ def detections(acts, cfg, threshold=None, n_tracks=None, expected_f=None):
     """``(times_s, strengths)``: :func:`decode`, without any within ``EDGE_S`` of an end. With
     ``expected_f`` (:class:`expected_f.ExpectedF`) and neither a threshold nor a track count
     given, the peaks above its candidate threshold that it keeps for this file."""
-    per_file = expected_f is not None and threshold is None and n_tracks is None
+    per_file = expected_f_decoding.in_use(expected_f, threshold, n_tracks)
     if per_file:
         threshold = expected_f_decoding.CANDIDATE_THRESHOLD
     times, strengths = decode(acts, cfg, threshold, n_tracks)

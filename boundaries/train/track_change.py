@@ -407,7 +407,7 @@ def fit_expected_f(detector, val_data, activations, cfg, log=print) -> None:
     """``detector.expected_f`` fitted on the validation mixes: every candidate peak (above
     ``expected_f.CANDIDATE_THRESHOLD``), placed as detection places it, is a hit when within
     ``expected_f.LABEL_S`` of a crossover; the coverage is the share of crossovers with one."""
-    detector.expected_f = None  # the candidates below are the threshold decoder's
+    detector.expected_f = None  # stays so when there is nothing to fit it on
     strengths, hits, covered, total = [], [], 0, 0
     for track, acts in zip(val_data, activations):
         times, found = inference.detections(acts, cfg, threshold=expected_f.CANDIDATE_THRESHOLD)
