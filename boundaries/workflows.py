@@ -74,6 +74,22 @@ def evaluate(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=No
     if not data:
         raise BoundariesError(f"{data_dir}: no annotated audio files could be evaluated "
                               f"({len(skipped)} skipped)")
+    result, results = score_as_detected(detector, data, threshold)
+    result.update(checkpoint=str(checkpoint), model_id=detector.model_id,
+                  config=detector.cfg.to_dict(), skipped_files=skipped)
+    if out_dir:
+        evaluation.write_plots(Path(out_dir), data, [r.activations for r in results], result,
+                               detector.cfg)
+    if json_path:
+        write_text(json_path, evaluation.to_json(result))
+    return result
+
+
+def score_as_detected(detector, data, threshold=None) -> tuple:
+    """Score ``detector`` on annotated ``data`` exactly as ``boundaries detect`` decodes (placement,
+    expected-F or ``threshold``); returns ``(metrics dict, one detection result per file)``."""
+    from boundaries.score import evaluation
+
     results = [detector.detect_mel(t.mel, t.duration_s, source=str(t.audio_path),
                                    threshold=threshold) for t in data]
     result = evaluation.score(data, [r.activations for r in results], detector.cfg,
@@ -83,14 +99,7 @@ def evaluate(checkpoint, data_dir, *, out_dir=None, json_path=None, threshold=No
     by_kind = evaluation.recall_by_kind(data, [r.boundaries_s for r in results])
     if by_kind:
         result["recall_by_kind"] = by_kind
-    result.update(checkpoint=str(checkpoint), model_id=detector.model_id,
-                  config=detector.cfg.to_dict(), skipped_files=skipped)
-    if out_dir:
-        evaluation.write_plots(Path(out_dir), data, [r.activations for r in results], result,
-                               detector.cfg)
-    if json_path:
-        write_text(json_path, evaluation.to_json(result))
-    return result
+    return result, results
 
 
 def new_output_file(path, what: str, overwrite: bool = False, source=None) -> Path:
@@ -116,9 +125,9 @@ def new_output_file(path, what: str, overwrite: bool = False, source=None) -> Pa
 def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress=True,
          expected_f=False) -> tuple:
     """Re-tune a checkpoint's decoding on the validation folders ``data_dirs`` (a list), tuned on
-    together, into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``.
-    ``expected_f``: fit a track-change detector's expected-F decoding there too (one that has it
-    already is refitted)."""
+    together, into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``,
+    the result scored as ``boundaries detect`` runs ``out``. ``expected_f``: fit a track-change
+    detector's expected-F decoding there too (one that has it already is refitted)."""
     from boundaries.api import Detector
     from boundaries.model.checkpoints import save_checkpoint
     from boundaries.score import evaluation
@@ -136,7 +145,7 @@ def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress
     if not data:
         raise BoundariesError(f"{' '.join(map(str, data_dirs))}: no annotated audio files to tune "
                               "on")
-    tuned, activations = evaluation.tune(detector.model, data, detector.cfg, detector.device)
+    tuned, _ = evaluation.tune(detector.model, data, detector.cfg, detector.device)
     state = {**{k: v for k, v in detector.state.items() if k != "format"},
              "config": tuned.to_dict()}
     for stage in ("placement", "locator"):  # stages the tuning switched off are not stored
@@ -146,7 +155,8 @@ def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress
     if getattr(detector.model, "expected_f", None) is not None:
         state["expected_f"] = detector.model.expected_f.state
     save_checkpoint(out, state)
-    return tuned, evaluation.score(data, activations, tuned), skipped
+    # scored as detect will run the new checkpoint (placement, expected-F), not as tuned
+    return tuned, score_as_detected(Detector(out, device), data)[0], skipped
 
 
 def detect_folder(paths, out_dir, *, checkpoint=None, formats=("txt",), threshold=None,

@@ -186,7 +186,7 @@ def test_tune_stores_no_stage_that_its_tuning_switched_off(trained, tmp_path, mo
     assert model.placement is None and model.locator is None and model.expected_f is None
 
 
-def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_path):
+def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_path, capsys):
     from boundaries import cli
     from boundaries.api import Detector
     from boundaries.detection import expected_f, inference
@@ -215,6 +215,11 @@ def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_p
                                     inference.end_s(acts, cfg))[0]
     np.testing.assert_allclose(result.boundaries_s, expected)
     assert len(result.boundaries_s) >= 1
+    # tune's table is scored as detect decodes: the map's picks, placed
+    printed = capsys.readouterr().out
+    assert "peaks kept per file by the expected-F decoding" in printed
+    row = next(line.split() for line in printed.splitlines() if line.startswith("mix_0.wav"))
+    assert int(row[2]) == len(result.boundaries_s)
     plain = detector.detect(tmp / "val" / "mix_0.wav", threshold=cfg.peaks.threshold)
     assert plain.settings["decoder"] == "threshold"  # a threshold given replaces it
 
