@@ -420,10 +420,10 @@ def fit_expected_f(detector, val_data, activations, cfg, log=print) -> None:
     if not total or not sum(len(h) for h in hits):
         log("expected-F decoding: no crossover or no candidate in the validation files; left out")
         return
-    detector.expected_f = expected_f.fit(np.concatenate(strengths), np.concatenate(hits),
-                                         max(covered, 1) / total)
-    log(f"expected-F decoding: {sum(len(h) for h in hits)} candidates, "
-        f"{np.concatenate(hits).mean():.1%} hits, coverage {covered / total:.3f}")
+    hits = np.concatenate(hits)
+    detector.expected_f = expected_f.fit(np.concatenate(strengths), hits, max(covered, 1) / total)
+    log(f"expected-F decoding: {len(hits)} candidates, {hits.mean():.1%} hits, coverage "
+        f"{covered / total:.3f}")
 
 
 def tuned_result(detector, val_data, cfg, log=print, activations=None):
