@@ -166,11 +166,13 @@ def ablation_detectors(mixes, detector, cfg, splits, log=print):
 
 
 def _trees_only(detector):
-    """The detector's placement without its locator (the same prior) or chooser."""
+    """The detector's placement without its locators (the same prior) or chooser: every
+    placement draw's trees."""
     def refine(mel, times, acts, strengths):
         local = placement.LocalFrames(mel, detector.fps)
         return placement.refine(local, times, detector.placement,
-                                placement.Placing(sigma_s=detector.placing.sigma_s))
+                                placement.Placing(sigma_s=detector.placing.sigma_s),
+                                draws=detector.placement_draws)
     return refine
 
 

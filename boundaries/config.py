@@ -197,6 +197,11 @@ class TrackConfig:
     # locators trained (seeds train.seed + i, the same views) whose probabilities are averaged:
     # one training's figures vary (MODEL_CARD.md, session 18)
     locator_seeds: int = 1
+    # independently trained placement stages (each its trees and locator_seeds locators; draw k
+    # with seeds train.seed + k for its trees' jitter and rows, train.seed + k * locator_seeds + i
+    # for its locators, on the first draw's views) whose smoothed scores multiply: where two
+    # draws agree the crossover is, each one's own errors count less (MODEL_CARD.md, session 30)
+    placement_draws: int = 1
     # long-range recurrence features: does the music after a time sound like anything earlier in
     # the file (and before it like anything later)? A new track never played before
     recurrence: bool = False
@@ -243,6 +248,9 @@ class TrackConfig:
             _check(len(values) > 0 and min(values) >= 0, f"track.{key}",
                    "must be a non-empty list of numbers >= 0")
         _check(self.locator_seeds >= 1, "track.locator_seeds", "must be >= 1")
+        _check(self.placement_draws >= 1, "track.placement_draws", "must be >= 1")
+        _check(self.placement_draws == 1 or not self.chooser, "track.placement_draws",
+               "must be 1 with track.chooser: true (the chooser reads one placement stage)")
         _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
         _check(self.target_radius_s > 0, "track.target_radius_s", "must be > 0")
         _check(self.rhythm or not self.rhythm_gap_s, "track.rhythm_gap_s",

@@ -309,6 +309,107 @@ def test_placement_centroid_moves_to_the_middle_of_a_lopsided_hump():
                             placement.Placing(1.0, centroid_s=2.0))[0] == 5.0
 
 
+def test_placement_draws_multiply_so_the_frame_they_agree_on_wins():
+    frame_times = np.linspace(7.0, 13.0, 61)
+    first, second = np.full(61, 0.1), np.full(61, 0.1)
+    first[10:15], second[45:50] = 0.9, 0.9  # each draw's own error, 3.5 s apart
+    first[28:33] = second[28:33] = 0.6  # where both put the crossover, near the detection
+    assert placement.choose([(10.0, frame_times, first, None)])[0] < 8.5
+    both = placement.choose([(10.0, frame_times, first, None, ((second, None),))])[0]
+    assert both == pytest.approx(10.0)
+    located = np.full(61, 0.01)
+    located[45:50] = 0.5  # a locator on the second draw that backs its error
+    weighted = placement.Placing(locator_weight=1.0)
+    scored = [(10.0, frame_times, first, None, ((second, located),))]
+    assert placement.choose(scored, weighted)[0] > 11.0
+    assert placement.choose(scored, placement.Placing())[0] == pytest.approx(10.0)  # weight 0
+
+
+def test_placement_stages_split_the_locator_networks_by_draw():
+    from boundaries.model.locator import Locator
+
+    nets = [{"w": np.full(2, float(i), np.float32)} for i in range(4)]
+    from boundaries.config import load_config
+
+    cfg = load_config(overrides=["track.locator_seeds=2", "track.placement_draws=2"])
+    trees, locator, draws = track_change.placement_stages(["t0", "t1"], Locator(nets), cfg)
+    assert trees == "t0" and [n["w"][0] for n in locator.networks] == [0.0, 1.0]
+    assert len(draws) == 1 and draws[0][0] == "t1"
+    assert [n["w"][0] for n in draws[0][1].networks] == [2.0, 3.0]
+    single = load_config()
+    assert track_change.placement_stages(["t0"], None, single) == ("t0", None, [])
+
+
+def test_training_with_two_placement_draws_gives_each_its_trees_and_locator(tmp_path,
+                                                                           monkeypatch):
+    import train
+
+    for split, n in (("train", 4), ("val", 1)):
+        (tmp_path / split).mkdir()
+        for i in range(n):
+            _tracky_mix(tmp_path / split / f"mix_{i}.wav", seed=200 + 10 * (split == "val") + i)
+    seen = []
+
+    def capture(detector, val_data, activations, cfg, unplaced, log=print):
+        seen.append((detector.placement, detector.locator, list(detector.placement_draws)))
+        return cfg
+
+    monkeypatch.setattr(track_change, "tune_placement_stage", capture)
+    args = [*CONFIGS, *sets(tmp_path, tmp_path / "train", **{
+        "track.kind": "track_change", "track.embed_steps": 2, "track.max_iter": 5,
+        "track.locator_steps": 2, "track.placement_draws": 2}),
+        "--val-data", str(tmp_path / "val"), "--run-dir", str(tmp_path / "run")]
+    assert train.main(args) == 0
+    (trees, locator, draws), = seen
+    (draw_trees, draw_locator), = draws
+    assert len(locator.networks) == len(draw_locator.networks) == 1  # locator_seeds each
+    assert not np.array_equal(locator.networks[0]["out.weight"],
+                              draw_locator.networks[0]["out.weight"])
+    assert any(v.shape != trees[k].shape or not np.array_equal(v, trees[k])
+               for k, v in draw_trees.items())
+
+
+def test_a_second_placement_draw_is_other_trees_and_survives_the_checkpoint(trained, tmp_path):
+    import torch
+
+    from boundaries import workflows
+    from boundaries.model.checkpoints import load_model
+    from boundaries.model.locator import Locator
+    from boundaries.signal.features import audio_log_mel
+    from boundaries.train.locator import LocatorCNN
+
+    tmp, run = trained
+    model, cfg, _ = load_model(run / "best.pt")
+    train_data, _ = workflows.load_annotated(tmp / "train", cfg, progress=False)
+    quiet = dict(log=lambda _: None)
+    model.placement = track_change.fit_placement(train_data, model.fps, cfg, **quiet)
+    again_first = track_change.fit_placement(train_data, model.fps, cfg, **quiet)
+    second = track_change.fit_placement(train_data, model.fps, cfg, draw=1, **quiet)
+    for key, value in model.placement.items():  # draw 0 is the single-draw stage, unchanged
+        np.testing.assert_array_equal(again_first[key], value)
+    assert any(v.shape != model.placement[k].shape or not np.array_equal(v, model.placement[k])
+               for k, v in second.items())
+    n_in = placement.N_COLUMNS + cfg.features.n_mels
+    torch.manual_seed(3)
+    weights = {k: v.numpy() for k, v in LocatorCNN(n_in).state_dict().items()}
+    model.placement_draws = [(second, Locator({**weights, "mean": np.zeros(n_in),
+                                               "std": np.ones(n_in)}))]
+    model.placing = dataclasses.replace(model.placing, locator_weight=1.0)
+    again = track_detector.TrackChangeDetector.from_state(
+        model.state(), model.fps, cfg.features.n_mels, model.columns, model.placing)
+    _tracky_mix(tmp_path / "mix.wav", seed=5, boundaries_s=(20.0,), total_s=40.0)
+    mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {"n_mels": cfg.features.n_mels})
+    (trees, locator), = again.placement_draws
+    for key, value in second.items():
+        np.testing.assert_array_equal(trees[key], value)
+    assert locator is not None and again.locator is None
+    np.testing.assert_array_equal(again.refine(mel, [17.0, 23.0]), model.refine(mel, [17.0, 23.0]))
+    local = placement.LocalFrames(mel, model.fps)
+    (_, _, probs, _, others), _ = placement.score_one(local, 17.0, model.placement, None,
+                                                      model.placement_draws)
+    assert len(others) == 1 and not np.array_equal(others[0][0], probs)
+
+
 def test_stretch_positives_take_each_stretch_between_boundaries_as_a_track(tmp_path):
     from boundaries.data.corpus import TrackData
     from boundaries.train.track_change import embedding_spans
@@ -386,13 +487,17 @@ def test_decoding_is_tuned_among_the_configured_candidates_only(trained):
 def test_a_locator_survives_the_checkpoint_and_moves_the_placement(trained, tmp_path):
     import torch
 
+    from boundaries import workflows
     from boundaries.model.checkpoints import load_model
     from boundaries.model.locator import Locator
     from boundaries.signal.features import audio_log_mel
     from boundaries.train.locator import LocatorCNN
 
-    _, run = trained
+    tmp, run = trained
     model, cfg, _ = load_model(run / "best.pt")
+    train_data, _ = workflows.load_annotated(tmp / "train", cfg, progress=False)
+    # the tiny fixture's placement lost on validation: without trees refine would not place
+    model.placement = track_change.fit_placement(train_data, model.fps, cfg, log=lambda _: None)
     n_in = placement.N_COLUMNS + cfg.features.n_mels
     torch.manual_seed(0)
     weights = {k: v.numpy() for k, v in LocatorCNN(n_in).state_dict().items()}
@@ -401,11 +506,18 @@ def test_a_locator_survives_the_checkpoint_and_moves_the_placement(trained, tmp_
     again = track_detector.TrackChangeDetector.from_state(
         model.state(), model.fps, cfg.features.n_mels, model.columns, model.placing)
     _tracky_mix(tmp_path / "mix.wav", seed=5, boundaries_s=(20.0,), total_s=40.0)
-    mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {})
+    mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {"n_mels": cfg.features.n_mels})
     assert again.placing.locator_weight == 2.0 and len(again.locator.state) == 2  # two networks
     for key, value in model.locator.state[0].items():
         np.testing.assert_array_equal(again.locator.state[1][key], value)
     np.testing.assert_array_equal(again.refine(mel, [18.0]), model.refine(mel, [18.0]))
+    by_trees = dataclasses.replace(model.placing, locator_weight=0.0)
+    local = placement.LocalFrames(mel, model.fps)
+    (_, times, probs, located, _), _ = placement.score_one(local, 18.0, model.placement,
+                                                           model.locator)
+    assert located is not None and not np.allclose(  # the locator changes the scores
+        placement.frame_scores(18.0, times, probs, located, model.placing)[0],
+        placement.frame_scores(18.0, times, probs, located, by_trees)[0])
 
 
 def _fold_folders(tmp, sources_of):

@@ -90,7 +90,8 @@ def place_from(local: placement.LocalFrames, start_s: float, trees: dict, locato
                placing: placement.Placing, curve: np.ndarray, fps: float) -> "Candidate | None":
     """Placement from ``start_s`` as :func:`placement.choose` does it (its best frame: the
     chooser is for ``placing.centroid_s`` 0), with the placed frame's scores and row."""
-    (t0, frame_times, probs, located), X = placement.score_one(local, start_s, trees, locator)
+    (t0, frame_times, probs, located, _), X = placement.score_one(local, start_s, trees,
+                                                                     locator)
     if len(probs) == 0:
         return None
     raw, prior = placement.frame_scores(t0, frame_times, probs, located, placing)

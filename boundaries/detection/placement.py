@@ -196,24 +196,35 @@ def search_width(trees: dict) -> float:
     return float(trees["search_s"]) if "search_s" in trees else LEGACY_SEARCH_S
 
 
-def scored_frames(local: LocalFrames, times_s, trees: dict, locator=None) -> list:
-    """Per detection: ``(t0_s, frame_times_s, probs, locator_probs)``, the placement trees' score
-    of every frame within their search width (``search_width``) and, with a ``locator``
-    (:class:`boundaries.model.locator.Locator`), its softmax over the same frames (else None)."""
-    return [score_one(local, t, trees, locator)[0] for t in np.asarray(times_s, dtype=float)]
+def scored_frames(local: LocalFrames, times_s, trees: dict, locator=None, draws=()) -> list:
+    """Per detection: ``(t0_s, frame_times_s, probs, locator_probs, others)``, the placement
+    trees' score of every frame within their search width (``search_width``), with a
+    ``locator`` (:class:`boundaries.model.locator.Locator`) its softmax over the same frames
+    (else None), and ``others`` the ``(probs, locator_probs)`` of each further placement draw
+    in ``draws`` (``(trees, locator)`` pairs; see :func:`frame_scores`)."""
+    return [score_one(local, t, trees, locator, draws)[0]
+            for t in np.asarray(times_s, dtype=float)]
 
 
-def score_one(local: LocalFrames, t_s: float, trees: dict, locator=None):
-    """``(scored, X)``: one detection's entry of :func:`scored_frames` and the rows it scored."""
+def score_one(local: LocalFrames, t_s: float, trees: dict, locator=None, draws=()):
+    """``(scored, X)``: one detection's entry of :func:`scored_frames` and the rows it scored.
+    Every draw scores the same rows: the descriptors and gain fits are computed once."""
     search_s = search_width(trees)
     frame_times, X = local.rows(t_s, search_s)
-    probs = boosted.predict_proba(trees, X) if len(X) else np.zeros(0)
-    located = None
-    if locator is not None and len(X):
-        centre, idx = local.frame_span(t_s, search_s)
-        located = locator.probabilities(X, local.z, idx, centre,
-                                        search_frames(local.fps, search_s))
-    return (float(t_s), frame_times, probs, located), X
+    probs, located = _draw_scores(local, t_s, X, search_s, trees, locator)
+    others = tuple(_draw_scores(local, t_s, X, search_s, *draw) for draw in draws)
+    return (float(t_s), frame_times, probs, located, others), X
+
+
+def _draw_scores(local: LocalFrames, t_s: float, X, search_s: float, trees: dict, locator):
+    """``(probs, locator_probs)`` of one placement draw on rows ``X`` (None: no locator)."""
+    if not len(X):
+        return np.zeros(0), None
+    probs = boosted.predict_proba(trees, X)
+    if locator is None:
+        return probs, None
+    centre, idx = local.frame_span(t_s, search_s)
+    return probs, locator.probabilities(X, local.z, idx, centre, search_frames(local.fps, search_s))
 
 
 def smoothed(probs: np.ndarray, width: int = SMOOTH_FRAMES) -> np.ndarray:
@@ -248,14 +259,18 @@ class Placing:
                    track_cfg.placement_centroid_s)
 
 
-def frame_scores(t0_s, frame_times, probs, located, placing: Placing) -> tuple:
+def frame_scores(t0_s, frame_times, probs, located, placing: Placing, others=()) -> tuple:
     """``(score, prior)`` of one detection's frames: the smoothed trees' score times, where the
-    locator scored them and counts, its smoothed probability to ``placing.locator_weight``; and
-    the Gaussian prior around ``t0_s`` (1.0 without one). The placed frame maximises their
-    product."""
-    score = smoothed(probs)
-    if located is not None and placing.locator_weight > 0:
-        score = score * smoothed(located) ** placing.locator_weight
+    locator scored them and counts, its smoothed probability to ``placing.locator_weight``,
+    times the same of each further placement draw in ``others`` (``(probs, locator_probs)``
+    pairs: independently trained stages agree where the crossover is and disagree on their own
+    errors; ``track.placement_draws``); and the Gaussian prior around ``t0_s`` (1.0 without
+    one). The placed frame maximises their product."""
+    score = 1.0
+    for draw_probs, draw_located in ((probs, located), *others):
+        score = score * smoothed(draw_probs)
+        if draw_located is not None and placing.locator_weight > 0:
+            score = score * smoothed(draw_located) ** placing.locator_weight
     sigma_s = placing.sigma_s
     prior = np.exp(-0.5 * ((frame_times - t0_s) / sigma_s) ** 2) if sigma_s > 0 else 1.0
     return score, prior
@@ -265,12 +280,13 @@ def choose(scored, placing: Placing = Placing()) -> np.ndarray:
     """Each detection's new time: the frame with the highest smoothed score times the prior,
     or the centroid around it, as ``placing`` says."""
     times = []
-    for t0, frame_times, probs, *located in scored:
+    for t0, frame_times, probs, *rest in scored:
         if len(probs) == 0:
             times.append(t0)
             continue
-        score, prior = frame_scores(t0, frame_times, probs, located[0] if located else None,
-                                    placing)
+        located = rest[0] if rest else None
+        others = rest[1] if len(rest) > 1 else ()
+        score, prior = frame_scores(t0, frame_times, probs, located, placing, others)
         times.append(_placed_time(frame_times, score * prior, placing.centroid_s))
     return np.array(times)
 
@@ -285,11 +301,13 @@ def _placed_time(frame_times: np.ndarray, score: np.ndarray, centroid_s: float) 
 
 
 def refine(local: LocalFrames, times_s, trees: dict, placing: Placing = Placing(),
-           locator=None) -> np.ndarray:
-    """Each detection moved to its best-scoring frame within +-SEARCH_S (see :func:`choose`)."""
-    if placing.locator_weight <= 0:
-        locator = None  # not run where it would not count
-    return choose(scored_frames(local, times_s, trees, locator), placing)
+           locator=None, draws=()) -> np.ndarray:
+    """Each detection moved to its best-scoring frame within +-SEARCH_S (see :func:`choose`);
+    ``draws``: further placement stages, ``(trees, locator)`` pairs, whose scores multiply."""
+    if placing.locator_weight <= 0:  # not run where they would not count
+        locator = None
+        draws = [(draw_trees, None) for draw_trees, _ in draws]
+    return choose(scored_frames(local, times_s, trees, locator, draws), placing)
 
 
 def training_rows(local: LocalFrames, times_s, rng, jitter_s: float = JITTER_S):

@@ -140,7 +140,7 @@ class TrackChangeDetector:
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, columns: RowColumns = RowColumns(),
                  sequence=None, locator=None, placing: Placing = Placing(), chooser=None,
-                 expected_f=None):
+                 expected_f=None, placement_draws=()):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
@@ -149,6 +149,9 @@ class TrackChangeDetector:
         self.context_trees = context_trees  # the stacked second stage, or None
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.locator = locator  # the placement locator (model/locator.py), or None
+        # further placement stages, (trees, locator or None) each, whose scores multiply the
+        # first's (track.placement_draws)
+        self.placement_draws = list(placement_draws)
         self.placing = placing  # prior, locator weight and centroid of the placement stage
         self.chooser = chooser  # picks among placements from the hump's edges, or None
         self.expected_f = expected_f  # how many peaks each file keeps (expected_f.py), or None
@@ -193,7 +196,8 @@ class TrackChangeDetector:
         if self.chooser is not None and curve is not None:
             return chooser.refine(local, curve, times_s, strengths, self.fps, self.placement,
                                   self.locator, self.placing, self.chooser)
-        return placement.refine(local, times_s, self.placement, self.placing, self.locator)
+        return placement.refine(local, times_s, self.placement, self.placing, self.locator,
+                                self.placement_draws)
 
     def to(self, device):  # numpy throughout: CPU always
         return self
@@ -212,6 +216,10 @@ class TrackChangeDetector:
         for key in ("sequence", "locator", "chooser", "expected_f"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key).state
+        if self.placement_draws:
+            state["placement_draws"] = [
+                {"trees": trees, **({"locator": locator.state} if locator is not None else {})}
+                for trees, locator in self.placement_draws]
         return state
 
     @classmethod
@@ -230,6 +238,9 @@ class TrackChangeDetector:
             optional["chooser"] = chooser.Chooser(state["chooser"])
         if "expected_f" in state:
             optional["expected_f"] = ExpectedF(_arrays(state["expected_f"]))
+        optional["placement_draws"] = [
+            (_arrays(draw["trees"]), Locator(draw["locator"]) if "locator" in draw else None)
+            for draw in state.get("placement_draws", [])]
         return cls(network, _arrays(state["trees"]), fps, columns=columns, placing=placing,
                    **optional)
 

@@ -49,6 +49,7 @@ import numpy as np
 from boundaries.data import annotations
 from boundaries.detection import expected_f, inference, placement
 from boundaries.model import boosted, embedding, embedding_features, sequence, track_detector
+from boundaries.model.locator import Locator
 from boundaries.model.track_detector import (
     RowColumns,
     TrackChangeDetector,
@@ -224,16 +225,20 @@ def table(data, networks, cfg):
     return np.vstack(rows), np.concatenate(labels), counts, names
 
 
-def fit_placement(train_data, fps, cfg, log=print) -> dict:
-    """Trees of the placement stage, on frames around every training crossover."""
-    rng = np.random.default_rng(cfg.train.seed)
+def fit_placement(train_data, fps, cfg, log=print, draw: int = 0) -> dict:
+    """Trees of the placement stage, on frames around every training crossover; ``draw`` k > 0
+    is another placement draw (``track.placement_draws``): other jitters, rows and trees, from
+    seed ``train.seed + k``."""
+    seed = cfg.train.seed + draw
+    rng = np.random.default_rng(seed)
     rows, labels = [], []
     for track in train_data:
         X, y = placement.training_rows(placement.LocalFrames(track.mel, fps), track.times_s, rng)
         if len(X):
             rows.append(X)
             labels.append(y)
-    trees = boosted.export_trees(fit_trees(np.vstack(rows), np.concatenate(labels), cfg, log))
+    trees = boosted.export_trees(fit_trees(np.vstack(rows), np.concatenate(labels), cfg, log,
+                                           seed=seed))
     return {**trees, "search_s": np.array(placement.SEARCH_S)}
 
 
@@ -247,8 +252,10 @@ def start_locators(train_data, fps, cfg, log=print):
     from boundaries.train.locator import LocatorTraining, gather_views
 
     tracks = [(track.mel, track.times_s) for track in train_data]
+    # every placement draw's networks, in draw order (placement_stages splits them)
+    networks = cfg.track.locator_seeds * cfg.track.placement_draws
     training = LocatorTraining(steps=cfg.track.locator_steps, seed=cfg.train.seed,
-                               networks=cfg.track.locator_seeds, jobs=cfg.data.jobs, log=log,
+                               networks=networks, jobs=cfg.data.jobs, log=log,
                                **torch_device(cfg))
     training.start(lambda folder: gather_views(tracks, fps, cfg.train.seed, folder,
                                                jobs=cfg.data.jobs))
@@ -257,18 +264,34 @@ def start_locators(train_data, fps, cfg, log=print):
     return training
 
 
-def fit_trees(X, y, cfg, log=print):
+def placement_stages(placement_trees: list, locators, cfg) -> tuple:
+    """``(trees, locator, further draws)`` of the placement: one ``placement_trees`` entry per
+    draw, and ``locators`` (:class:`Locator` of every draw's networks in draw order, or None)
+    split into ``track.locator_seeds`` networks per draw."""
+    per_draw = cfg.track.locator_seeds
+    split = [None] * len(placement_trees)
+    if locators is not None:
+        states = locators.networks
+        split = [Locator(states[k * per_draw:(k + 1) * per_draw] if per_draw > 1
+                         else states[k]) for k in range(len(placement_trees))]
+    return placement_trees[0], split[0], list(zip(placement_trees[1:], split[1:]))
+
+
+def fit_trees(X, y, cfg, log=print, seed=None):
+    """scikit-learn's histogram gradient boosting with ``track``'s settings, seeded with
+    ``seed`` (``train.seed`` where None)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    seed = cfg.train.seed if seed is None else seed
     if len(X) > cfg.track.max_train_rows:
-        keep = np.sort(np.random.default_rng(cfg.train.seed).choice(
+        keep = np.sort(np.random.default_rng(seed).choice(
             len(X), cfg.track.max_train_rows, replace=False))
         X, y = X[keep], y[keep]
     t = cfg.track
     model = HistGradientBoostingClassifier(
         max_iter=t.max_iter, learning_rate=t.learning_rate, max_leaf_nodes=t.max_leaf_nodes,
         min_samples_leaf=t.min_samples_leaf, l2_regularization=1.0, early_stopping=True,
-        validation_fraction=0.1, n_iter_no_change=20, random_state=cfg.train.seed)
+        validation_fraction=0.1, n_iter_no_change=20, random_state=seed)
     start = time.perf_counter()
     model.fit(X, y)
     log(f"trees: {model.n_iter_} iterations on {len(X)} rows ({y.mean():.2%} positive) in "
@@ -387,14 +410,15 @@ def train_track_detector(cfg, train_data, val_data, log=print):
         with sequence_training.beside() if sequence_training else contextlib.nullcontext():
             trees, context_trees, _ = fit_stacked(X, y, counts, cfg, log, oof)
             del X, y, oof
-            placement_trees = fit_placement(train_data, fps, cfg, log)
+            placement_trees = [fit_placement(train_data, fps, cfg, log, draw)
+                               for draw in range(cfg.track.placement_draws)]
         detector = TrackChangeDetector(
             networks, trees, fps, context_trees=context_trees, columns=RowColumns.of(cfg.track),
             sequence=sequence_training.result() if sequence_training else None,
             placing=placement.Placing(centroid_s=cfg.track.placement_centroid_s))
-        detector.placement = placement_trees
         tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
-    detector.locator = locators.result() if locators else None
+    detector.placement, detector.locator, detector.placement_draws = placement_stages(
+        placement_trees, locators.result() if locators else None, cfg)
     tuned = tune_placement_stage(detector, val_data, activations, tuned, unplaced, log)
     if cfg.track.chooser:
         chooser_stage.fit_chooser_stage(detector, val_data, tuned, log)
@@ -479,10 +503,12 @@ def tune_placement_stage(detector, val_data, activations, cfg, unplaced, log=pri
     if _objective(placed) <= _objective(unplaced):
         log("placement does not help on validation: left out")
         detector.placement = detector.locator = None
+        detector.placement_draws = []
         return cfg
     detector.placing = placing
-    if placing.locator_weight == 0:
-        detector.locator = None  # it lost on validation: not stored
+    if placing.locator_weight == 0:  # it lost on validation: not stored
+        detector.locator = None
+        detector.placement_draws = [(trees, None) for trees, _ in detector.placement_draws]
     return cfg.replace(track=dataclasses.replace(cfg.track, placement_sigma_s=placing.sigma_s,
                                                  locator_weight=placing.locator_weight))
 
@@ -497,7 +523,8 @@ def tune_placement(detector, val_data, activations, cfg):
     for track, acts in zip(val_data, activations):
         times, _ = inference.pick(acts, cfg.peaks, cfg.fps)
         local = placement.LocalFrames(track.mel, detector.fps)
-        scored.append(placement.scored_frames(local, times, detector.placement, locator))
+        scored.append(placement.scored_frames(local, times, detector.placement, locator,
+                                              getattr(detector, "placement_draws", ())))
     best = None
     for weight in cfg.track.locator_weights if locator is not None else (0.0,):
         for sigma in cfg.track.placement_sigmas_s:
