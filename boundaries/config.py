@@ -199,8 +199,8 @@ class TrackConfig:
     locator_seeds: int = 1
     # independently trained placement stages (each its trees and locator_seeds locators; draw k
     # with seeds train.seed + k for its trees' jitter and rows, train.seed + k * locator_seeds + i
-    # for its locators, on the first draw's views) whose smoothed scores multiply: where two
-    # draws agree the crossover is, each one's own errors count less (MODEL_CARD.md, session 30)
+    # for its locators, on the first draw's views) whose smoothed scores multiply. Two lost on
+    # the validation judges (objective -0.0095 on 480 mixes; MODEL_CARD.md, session 30)
     placement_draws: int = 1
     # long-range recurrence features: does the music after a time sound like anything earlier in
     # the file (and before it like anything later)? A new track never played before
