@@ -263,9 +263,9 @@ def frame_scores(t0_s, frame_times, probs, located, placing: Placing, others=())
     """``(score, prior)`` of one detection's frames: the smoothed trees' score times, where the
     locator scored them and counts, its smoothed probability to ``placing.locator_weight``,
     times the same of each further placement draw in ``others`` (``(probs, locator_probs)``
-    pairs: independently trained stages agree where the crossover is and disagree on their own
-    errors; ``track.placement_draws``); and the Gaussian prior around ``t0_s`` (1.0 without
-    one). The placed frame maximises their product."""
+    pairs, ``track.placement_draws``: meant to count each draw's own errors less; two draws on
+    the same data lost on validation, MODEL_CARD.md session 30); and the Gaussian prior around
+    ``t0_s`` (1.0 without one). The placed frame maximises their product."""
     score = 1.0
     for draw_probs, draw_located in ((probs, located), *others):
         score = score * smoothed(draw_probs)
