@@ -326,11 +326,10 @@ def test_placement_draws_multiply_so_the_frame_they_agree_on_wins():
 
 
 def test_placement_stages_split_the_locator_networks_by_draw():
+    from boundaries.config import load_config
     from boundaries.model.locator import Locator
 
     nets = [{"w": np.full(2, float(i), np.float32)} for i in range(4)]
-    from boundaries.config import load_config
-
     cfg = load_config(overrides=["track.locator_seeds=2", "track.placement_draws=2"])
     trees, locator, draws = track_change.placement_stages(["t0", "t1"], Locator(nets), cfg)
     assert trees == "t0" and [n["w"][0] for n in locator.networks] == [0.0, 1.0]
