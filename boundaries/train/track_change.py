@@ -271,9 +271,9 @@ def placement_stages(placement_trees: list, locators, cfg) -> tuple:
     per_draw = cfg.track.locator_seeds
     split = [None] * len(placement_trees)
     if locators is not None:
-        states = locators.networks
-        split = [Locator(states[k * per_draw:(k + 1) * per_draw] if per_draw > 1
-                         else states[k]) for k in range(len(placement_trees))]
+        states = locators.networks  # a one-network Locator stores a dict, as before
+        split = [Locator(states[k * per_draw:(k + 1) * per_draw])
+                 for k in range(len(placement_trees))]
     return placement_trees[0], split[0], list(zip(placement_trees[1:], split[1:]))
 
 
