@@ -198,8 +198,10 @@ def run_tune(args) -> int:
           f"{p.smooth_s:g} s, plateau level {p.plateau_level:g}, frame threshold "
           f"{tuned.eval.frame_threshold:g} (tuned on {' '.join(args.data)})")
     if tuned.track.expected_f:
+        which = "the mean of its expected F@3 and F@0.5" if tuned.track.expected_f_fine else \
+            "its expected F"
         print("  and the expected-F decoding fitted there: each file keeps the peaks that "
-              "maximise its expected F (a --threshold given to detect replaces it)")
+              f"maximise {which} (a --threshold given to detect replaces it)")
     return 0
 
 

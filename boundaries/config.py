@@ -188,6 +188,9 @@ class TrackConfig:
     # on the validation candidates; detection then keeps, per file, the strongest peaks that
     # maximise the expected F (a threshold or a track count given by the user replaces it)
     expected_f: bool = False
+    # ... and a second map, to P(placed within 0.5 s): each file then keeps the peaks that
+    # maximise the mean of its expected F@3 and F@0.5, the figure evaluation reports
+    expected_f_fine: bool = False
     # decoding candidates tuned on validation at the end of training: the minimum track length
     # (peaks.min_distance_s) and the level of a hump whose middle a peak moves to
     # (peaks.plateau_level; 0 unless one raises validation F). One value pins it: tuned on the
@@ -251,6 +254,8 @@ class TrackConfig:
         _check(self.placement_draws >= 1, "track.placement_draws", "must be >= 1")
         _check(self.placement_draws == 1 or not self.chooser, "track.placement_draws",
                "must be 1 with track.chooser: true (the chooser reads one placement stage)")
+        _check(self.expected_f or not self.expected_f_fine, "track.expected_f_fine",
+               "needs track.expected_f: true")
         _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
         _check(self.target_radius_s > 0, "track.target_radius_s", "must be > 0")
         _check(self.rhythm or not self.rhythm_gap_s, "track.rhythm_gap_s",

@@ -51,6 +51,7 @@ def test_overrides_are_typed():
     ("train.amp=3", "must be true or false"),
     ("track.min_track_lengths_s=[]", "track.min_track_lengths_s"),
     ("track.plateau_levels=[0.4, 1.5]", "track.plateau_levels"),
+    ("track.expected_f_fine=true", "'track.expected_f_fine': needs track.expected_f: true"),
 ])
 def test_bad_values_fail_naming_the_key(override, pattern):
     with pytest.raises(ConfigError, match=pattern):

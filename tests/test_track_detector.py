@@ -224,6 +224,28 @@ def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_p
     assert plain.settings["decoder"] == "threshold"  # a threshold given replaces it
 
 
+def test_tune_fits_the_fine_map_where_the_config_asks_for_it(trained, tmp_path):
+    from boundaries import cli
+    from boundaries.api import Detector
+    from boundaries.model.checkpoints import read_checkpoint, save_checkpoint
+
+    tmp, run = trained
+    state = dict(read_checkpoint(run / "best.pt")[0])
+    state.pop("format")
+    state["config"] = {**state["config"],
+                       "track": {**state["config"]["track"], "expected_f_fine": True}}
+    save_checkpoint(tmp_path / "fine.pt", state)
+    out = tmp_path / "tuned.pt"
+    assert cli.main(["tune", str(tmp_path / "fine.pt"), "--data", str(tmp / "val"),
+                     str(tmp / "train"), "--expected-f", "-o", str(out)]) == 0
+    assert {"fine_strengths", "fine_hit_rates"} <= set(read_checkpoint(out)[0]["expected_f"])
+    decoding = Detector(out, "cpu").model.expected_f
+    # a candidate placed within 0.5 s is within 3 s too, so the fine map lies below the other
+    # (isotonic regression keeps the order of its labels)
+    grid = np.linspace(0, 1, 201)
+    assert np.all(np.interp(grid, *decoding.fine) <= decoding.hit_probabilities(grid) + 1e-12)
+
+
 def test_tune_refuses_expected_f_for_a_cnn_checkpoint(tmp_path):
     from boundaries import workflows
     from boundaries.errors import BoundariesError

@@ -13,6 +13,11 @@ p sorted from the strongest candidate down, N the file's expected number of cros
 candidates' expected hits over the share of crossovers that have a candidate near them at all).
 A file whose candidates are all strong keeps them all; one with a single clear peak and a tail of
 weak ones keeps the peak. Chosen on held-out music (MODEL_CARD.md, sessions 27-28).
+
+With a second map, strength -> P(placed within 0.5 s) (``track.expected_f_fine``), k maximises the
+mean of the two expected Fs, F(k) above and the same sum of the fine probabilities over the same
+k + N: the figure every evaluation reports is the mean of F@3 and F@0.5 per file, and a weak
+candidate that is rarely placed within 0.5 s costs the F@0.5 half more than it gains the other.
 """
 
 import numpy as np
@@ -20,23 +25,27 @@ import numpy as np
 # candidates are the peaks above this strength; the calibration decides which are kept
 CANDIDATE_THRESHOLD = 0.02
 LABEL_S = 3.0  # a candidate is a hit when placed within this of a crossover
+FINE_LABEL_S = 0.5  # ... and a fine hit when placed within this
 
 
 class ExpectedF:
-    """The fitted map from strength to hit probability (its breakpoints) and the coverage."""
+    """The fitted map from strength to hit probability (its breakpoints), the coverage, and
+    optionally the map to a fine hit (``fine_strengths``, ``fine_hit_rates``)."""
 
     def __init__(self, state: dict):
-        self.strengths = np.asarray(state["strengths"], dtype=np.float64)
-        self.hit_rates = np.asarray(state["hit_rates"], dtype=np.float64)
+        self.strengths, self.hit_rates = _breakpoints(state, "")
         self.coverage = float(np.asarray(state["coverage"]))
-        if not (len(self.strengths) == len(self.hit_rates) >= 1 and 0 < self.coverage <= 1):
-            raise ValueError(f"expected-F state: {len(self.strengths)} breakpoints, "
-                             f"{len(self.hit_rates)} rates, coverage {self.coverage}")
+        if not 0 < self.coverage <= 1:
+            raise ValueError(f"expected-F state: coverage {self.coverage}")
+        self.fine = _breakpoints(state, "fine_") if "fine_strengths" in state else None
 
     @property
     def state(self) -> dict:
-        return {"strengths": self.strengths, "hit_rates": self.hit_rates,
-                "coverage": np.array(self.coverage)}
+        state = {"strengths": self.strengths, "hit_rates": self.hit_rates,
+                 "coverage": np.array(self.coverage)}
+        if self.fine is not None:
+            state.update(fine_strengths=self.fine[0], fine_hit_rates=self.fine[1])
+        return state
 
     def hit_probabilities(self, strengths) -> np.ndarray:
         """The fitted probability of a hit at each strength (linear between breakpoints and
@@ -45,16 +54,27 @@ class ExpectedF:
 
     def keep(self, strengths) -> np.ndarray:
         """Indices (ascending) of the candidates to keep: the k strongest, k maximising the
-        expected F above."""
+        expected F above (with a fine map, the mean of the two expected Fs)."""
         strengths = np.asarray(strengths, dtype=np.float64)
         if not len(strengths):
             return np.zeros(0, dtype=int)
         p = self.hit_probabilities(strengths)
         order = np.argsort(-strengths, kind="stable")
-        expected_n = p.sum() / self.coverage
-        gained = np.r_[0.0, np.cumsum(p[order])]
-        k = int(np.argmax(2 * gained / (np.arange(len(gained)) + expected_n + 1e-9)))
-        return np.sort(order[:k])
+        denominator = np.arange(len(strengths) + 1) + p.sum() / self.coverage + 1e-9
+        expected = 2 * np.r_[0.0, np.cumsum(p[order])] / denominator
+        if self.fine is not None:
+            fine = np.interp(strengths, *self.fine)
+            expected = (expected + 2 * np.r_[0.0, np.cumsum(fine[order])] / denominator) / 2
+        return np.sort(order[:int(np.argmax(expected))])
+
+
+def _breakpoints(state: dict, prefix: str) -> tuple:
+    strengths = np.asarray(state[prefix + "strengths"], dtype=np.float64)
+    rates = np.asarray(state[prefix + "hit_rates"], dtype=np.float64)
+    if not len(strengths) == len(rates) >= 1:
+        raise ValueError(f"expected-F state: {len(strengths)} {prefix}breakpoints, "
+                         f"{len(rates)} rates")
+    return strengths, rates
 
 
 def in_use(decoding, threshold=None, n_tracks=None) -> bool:
@@ -63,14 +83,22 @@ def in_use(decoding, threshold=None, n_tracks=None) -> bool:
     return decoding is not None and threshold is None and n_tracks is None
 
 
-def fit(strengths, hits, coverage: float) -> ExpectedF:
-    """The map fitted on candidates' ``strengths`` and whether each was a hit."""
+def fit(strengths, hits, coverage: float, fine_hits=None) -> ExpectedF:
+    """The map fitted on candidates' ``strengths`` and whether each was a hit (and, given
+    ``fine_hits``, whether each was a fine hit: the second map)."""
+    state = {"coverage": coverage}
+    for prefix, labels in (("", hits), ("fine_", fine_hits)):
+        if labels is not None:
+            state[prefix + "strengths"], state[prefix + "hit_rates"] = _isotonic(strengths, labels)
+    return ExpectedF(state)
+
+
+def _isotonic(strengths, labels) -> tuple:
     from sklearn.isotonic import IsotonicRegression
 
     iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0)
-    iso.fit(np.asarray(strengths, dtype=np.float64), np.asarray(hits, dtype=np.float64))
-    return ExpectedF({"strengths": iso.X_thresholds_, "hit_rates": iso.y_thresholds_,
-                      "coverage": coverage})
+    iso.fit(np.asarray(strengths, dtype=np.float64), np.asarray(labels, dtype=np.float64))
+    return iso.X_thresholds_, iso.y_thresholds_
 
 
 def hits_and_coverage(truth_s, placed_s, label_s: float = LABEL_S):

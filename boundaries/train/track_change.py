@@ -31,7 +31,8 @@
    detections of the validation mixes and of ``track.chooser_dirs``, kept only if it raises
    that mean with each folder's detections picked by a chooser fitted on the other folders.
 7. With ``track.expected_f``, the expected-F decoding (:mod:`boundaries.detection.expected_f`):
-   each validation candidate's strength against whether its placed time is a crossover.
+   each validation candidate's strength against whether its placed time is a crossover (and
+   with ``track.expected_f_fine`` whether it is within 0.5 s of one).
 
 The small networks (embedding, sequence stage, locators) train on ``train.device`` (a GPU when
 ``auto`` finds one, under bf16 autocast with ``train.amp``); the trees always on the CPU.
@@ -432,7 +433,7 @@ def fit_expected_f(detector, val_data, activations, cfg, log=print) -> None:
     ``expected_f.CANDIDATE_THRESHOLD``), placed as detection places it, is a hit when within
     ``expected_f.LABEL_S`` of a crossover; the coverage is the share of crossovers with one."""
     detector.expected_f = None  # stays so when there is nothing to fit it on
-    strengths, hits, covered, total = [], [], 0, 0
+    strengths, hits, fine_hits, covered, total = [], [], [], 0, 0
     for track, acts in zip(val_data, activations):
         times, found = inference.detections(acts, cfg, threshold=expected_f.CANDIDATE_THRESHOLD)
         placed_s = detector.refine(track.mel, times, inference.smoothed(acts, cfg.peaks, cfg.fps),
@@ -440,13 +441,17 @@ def fit_expected_f(detector, val_data, activations, cfg, log=print) -> None:
         hit, near = expected_f.hits_and_coverage(track.times_s, placed_s)
         strengths.append(found)
         hits.append(hit)
+        fine_hits.append(expected_f.hits_and_coverage(track.times_s, placed_s,
+                                                      expected_f.FINE_LABEL_S)[0])
         covered, total = covered + near, total + len(track.times_s)
     if not total or not sum(len(h) for h in hits):
         log("expected-F decoding: no crossover or no candidate in the validation files; left out")
         return
-    hits = np.concatenate(hits)
-    detector.expected_f = expected_f.fit(np.concatenate(strengths), hits, max(covered, 1) / total)
-    log(f"expected-F decoding: {len(hits)} candidates, {hits.mean():.1%} hits, coverage "
+    hits, fine_hits = np.concatenate(hits), np.concatenate(fine_hits)
+    detector.expected_f = expected_f.fit(np.concatenate(strengths), hits, max(covered, 1) / total,
+                                         fine_hits if cfg.track.expected_f_fine else None)
+    fine = f", {fine_hits.mean():.1%} within 0.5 s" if cfg.track.expected_f_fine else ""
+    log(f"expected-F decoding: {len(hits)} candidates, {hits.mean():.1%} hits{fine}, coverage "
         f"{covered / total:.3f}")
 
 
