@@ -176,6 +176,11 @@ def add_tune_arguments(parser) -> None:
     parser.add_argument("--expected-f", action="store_true",
                         help="track-change detector: fit the per-file expected-F decoding (how "
                              "many peaks each file keeps) on these folders too")
+    parser.add_argument("--expected-f-fine", action="store_true",
+                        help="as --expected-f, with a second map (placed within 0.5 s): each file "
+                             "keeps the peaks that maximise the mean of its expected F@3 and F@0.5 "
+                             "(track.expected_f_fine; without this flag a checkpoint keeps its "
+                             "own setting)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -189,7 +194,8 @@ def run_tune(args) -> int:
                                             device=args.device or "auto",
                                             overwrite=args.overwrite,
                                             progress=sys.stderr.isatty(),
-                                            expected_f=args.expected_f)
+                                            expected_f=args.expected_f or args.expected_f_fine,
+                                            fine=args.expected_f_fine)
     _print_skipped(skipped)
     print(format_table(result))
     p = tuned.peaks

@@ -123,17 +123,21 @@ def new_output_file(path, what: str, overwrite: bool = False, source=None) -> Pa
 
 
 def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress=True,
-         expected_f=False) -> tuple:
+         expected_f=False, fine=False) -> tuple:
     """Re-tune a checkpoint's decoding on the validation folders ``data_dirs`` (a list), tuned on
     together, into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``,
     the result scored as ``boundaries detect`` runs ``out``. ``expected_f``: fit a track-change
-    detector's expected-F decoding there too (one that has it already is refitted)."""
+    detector's expected-F decoding there too (one that has it already is refitted); ``fine``:
+    with its second map (``track.expected_f_fine``; else as the checkpoint's config says)."""
     from boundaries.api import Detector
     from boundaries.model.checkpoints import save_checkpoint
     from boundaries.score import evaluation
 
     new_output_file(out, "re-tuned checkpoint", overwrite, source=checkpoint)
-    detector = Detector(checkpoint, device, ["track.expected_f=true"] if expected_f else ())
+    overrides = ["track.expected_f=true"] if expected_f else []
+    if fine:
+        overrides += ["track.expected_f=true", "track.expected_f_fine=true"]
+    detector = Detector(checkpoint, device, overrides)
     if expected_f and not hasattr(detector.model, "frame_activations"):
         raise BoundariesError(f"{printable(checkpoint)}: --expected-f needs a track-change "
                               "detector (configs/track_change.yaml); this checkpoint is a CNN")

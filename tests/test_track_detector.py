@@ -224,22 +224,23 @@ def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_p
     assert plain.settings["decoder"] == "threshold"  # a threshold given replaces it
 
 
-def test_tune_fits_the_fine_map_where_the_config_asks_for_it(trained, tmp_path):
+def test_tune_fits_the_fine_map_with_its_flag_and_keeps_it_on_a_plain_refit(trained, tmp_path,
+                                                                            capsys):
     from boundaries import cli
     from boundaries.api import Detector
-    from boundaries.model.checkpoints import read_checkpoint, save_checkpoint
+    from boundaries.model.checkpoints import read_checkpoint
 
     tmp, run = trained
-    state = dict(read_checkpoint(run / "best.pt")[0])
-    state.pop("format")
-    state["config"] = {**state["config"],
-                       "track": {**state["config"]["track"], "expected_f_fine": True}}
-    save_checkpoint(tmp_path / "fine.pt", state)
-    out = tmp_path / "tuned.pt"
-    assert cli.main(["tune", str(tmp_path / "fine.pt"), "--data", str(tmp / "val"),
-                     str(tmp / "train"), "--expected-f", "-o", str(out)]) == 0
-    assert {"fine_strengths", "fine_hit_rates"} <= set(read_checkpoint(out)[0]["expected_f"])
-    decoding = Detector(out, "cpu").model.expected_f
+    fine, again = tmp_path / "fine.pt", tmp_path / "again.pt"
+    data = ["--data", str(tmp / "val"), str(tmp / "train")]
+    assert cli.main(["tune", str(run / "best.pt"), *data, "--expected-f-fine", "-o", str(fine)]) == 0
+    assert "maximise the mean of its expected F@3 and F@0.5" in capsys.readouterr().out
+    assert {"fine_strengths", "fine_hit_rates"} <= set(read_checkpoint(fine)[0]["expected_f"])
+    # a plain --expected-f refit keeps the checkpoint's own setting
+    assert cli.main(["tune", str(fine), *data, "--expected-f", "-o", str(again)]) == 0
+    assert "fine_strengths" in read_checkpoint(again)[0]["expected_f"]
+    decoding = Detector(fine, "cpu").model.expected_f
+    assert Detector(fine, "cpu").cfg.track.expected_f_fine
     # a candidate placed within 0.5 s is within 3 s too, so the fine map lies below the other
     # (isotonic regression keeps the order of its labels)
     grid = np.linspace(0, 1, 201)
