@@ -233,7 +233,8 @@ def test_tune_fits_the_fine_map_with_its_flag_and_keeps_it_on_a_plain_refit(trai
     tmp, run = trained
     fine, again = tmp_path / "fine.pt", tmp_path / "again.pt"
     data = ["--data", str(tmp / "val"), str(tmp / "train")]
-    assert cli.main(["tune", str(run / "best.pt"), *data, "--expected-f-fine", "-o", str(fine)]) == 0
+    assert cli.main(["tune", str(run / "best.pt"), *data, "--expected-f-fine",
+                     "-o", str(fine)]) == 0
     assert "maximise the mean of its expected F@3 and F@0.5" in capsys.readouterr().out
     assert {"fine_strengths", "fine_hit_rates"} <= set(read_checkpoint(fine)[0]["expected_f"])
     # a plain --expected-f refit keeps the checkpoint's own setting
