@@ -192,9 +192,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
     parser.add_argument("--previous", default=str(REPO / "benchmarks/models/cnn_foote_v1.pt"))
     parser.add_argument("--previous-track-change",
-                        default=str(REPO / "benchmarks/models/track_change_v28.pt"),
-                        help="the track-change detector shipped before (sessions 24-28: "
-                             "trained on dithered module renders no fetch gives back)")
+                        default=str(REPO / "benchmarks/models/track_change_v29.pt"),
+                        help="the track-change detector shipped before (sessions 29-30: the "
+                             "same arrays, its expected-F decoding of F@3 alone)")
     parser.add_argument("--ablation", action="store_true",
                         help="also train and score the descriptor-only and embedding-only rows")
     parser.add_argument("--json", help="also write the rows as JSON here")
