@@ -194,7 +194,7 @@ def run_tune(args) -> int:
                                             device=args.device or "auto",
                                             overwrite=args.overwrite,
                                             progress=sys.stderr.isatty(),
-                                            expected_f=args.expected_f or args.expected_f_fine,
+                                            expected_f=args.expected_f,
                                             fine=args.expected_f_fine)
     _print_skipped(skipped)
     print(format_table(result))

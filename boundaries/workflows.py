@@ -134,10 +134,10 @@ def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress
     from boundaries.score import evaluation
 
     new_output_file(out, "re-tuned checkpoint", overwrite, source=checkpoint)
+    expected_f = expected_f or fine
     overrides = ["track.expected_f=true"] if expected_f else []
-    if fine:
-        overrides += ["track.expected_f=true", "track.expected_f_fine=true"]
-    detector = Detector(checkpoint, device, overrides)
+    detector = Detector(checkpoint, device,
+                        overrides + ["track.expected_f_fine=true"] if fine else overrides)
     if expected_f and not hasattr(detector.model, "frame_activations"):
         raise BoundariesError(f"{printable(checkpoint)}: --expected-f needs a track-change "
                               "detector (configs/track_change.yaml); this checkpoint is a CNN")

@@ -248,13 +248,14 @@ def test_tune_fits_the_fine_map_with_its_flag_and_keeps_it_on_a_plain_refit(trai
     assert np.all(np.interp(grid, *decoding.fine) <= decoding.hit_probabilities(grid) + 1e-12)
 
 
-def test_tune_refuses_expected_f_for_a_cnn_checkpoint(tmp_path):
+@pytest.mark.parametrize("flag", [{"expected_f": True}, {"fine": True}])
+def test_tune_refuses_expected_f_for_a_cnn_checkpoint(tmp_path, flag):
     from boundaries import workflows
     from boundaries.errors import BoundariesError
 
     with pytest.raises(BoundariesError, match="--expected-f needs a track-change detector"):
         workflows.tune("benchmarks/models/cnn_foote_v1.pt", [tmp_path], tmp_path / "out.pt",
-                       progress=False, expected_f=True)
+                       progress=False, **flag)
 
 
 def test_tune_reads_several_validation_folders_together(trained, tmp_path, capsys):
