@@ -136,8 +136,9 @@ def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress
     new_output_file(out, "re-tuned checkpoint", overwrite, source=checkpoint)
     expected_f = expected_f or fine
     overrides = ["track.expected_f=true"] if expected_f else []
-    detector = Detector(checkpoint, device,
-                        overrides + ["track.expected_f_fine=true"] if fine else overrides)
+    if fine:
+        overrides.append("track.expected_f_fine=true")
+    detector = Detector(checkpoint, device, overrides)
     if expected_f and not hasattr(detector.model, "frame_activations"):
         raise BoundariesError(f"{printable(checkpoint)}: --expected-f needs a track-change "
                               "detector (configs/track_change.yaml); this checkpoint is a CNN")

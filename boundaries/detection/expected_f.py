@@ -59,13 +59,14 @@ class ExpectedF:
         if not len(strengths):
             return np.zeros(0, dtype=int)
         p = self.hit_probabilities(strengths)
+        # both expected Fs share the denominator k + N, so their mean credits each candidate
+        # with the mean of its two probabilities
+        credit = p if self.fine is None else (p + np.interp(strengths, *self.fine)) / 2
         order = np.argsort(-strengths, kind="stable")
-        denominator = np.arange(len(strengths) + 1) + p.sum() / self.coverage + 1e-9
-        expected = 2 * np.r_[0.0, np.cumsum(p[order])] / denominator
-        if self.fine is not None:
-            fine = np.interp(strengths, *self.fine)
-            expected = (expected + 2 * np.r_[0.0, np.cumsum(fine[order])] / denominator) / 2
-        return np.sort(order[:int(np.argmax(expected))])
+        gained = np.r_[0.0, np.cumsum(credit[order])]
+        expected_n = p.sum() / self.coverage
+        k = int(np.argmax(2 * gained / (np.arange(len(gained)) + expected_n + 1e-9)))
+        return np.sort(order[:k])
 
 
 def _breakpoints(state: dict, prefix: str) -> tuple:
