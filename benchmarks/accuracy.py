@@ -72,17 +72,18 @@ class Row:
 
 
 def run_detector(name, split, data, acts, cfg, refine=None, k_known=False, seconds=0.0,
-                 expected_f=None):
+                 decoder=None):
     """Estimates from ``acts`` (peak picking at the tuned threshold, or per file by the
-    detector's ``expected_f`` decoding where it has one, or best-K when the track count is
-    known, as `boundaries detect --n-tracks` does; then the placement stage if any,
+    ``decoder``'s expected-F decoding (and re-scorer) where it has one, or best-K when the
+    track count is known, as `boundaries detect --n-tracks` does; then the placement stage if any,
     kept inside the file and distinct as :func:`inference.boundaries_for` keeps them) and their
     scores; ``seconds`` (computing ``acts``) plus decoding is the row's time."""
     start = time.perf_counter()
     estimates = []
     for track, a in zip(data, acts):
         est = inference.detections(a, cfg, n_tracks=len(track.times_s) + 1 if k_known else None,
-                                   expected_f=expected_f)
+                                   expected_f=getattr(decoder, "expected_f", None),
+                                   rescore=inference.rescore_for(decoder, track.mel))
         if refine is not None and len(est[0]):
             est = inference.placed(refine(track.mel, est[0], a, est[1]), *est,
                                    inference.end_s(a, cfg))
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
     parser.add_argument("--previous", default=str(REPO / "benchmarks/models/cnn_foote_v1.pt"))
     parser.add_argument("--previous-track-change",
-                        default=str(REPO / "benchmarks/models/track_change_v29.pt"),
+                        default=str(REPO / "benchmarks/models/track_change_v31.pt"),
                         help="the track-change detector shipped before (sessions 29-30: the "
                              "same arrays, its expected-F decoding of F@3 alone)")
     parser.add_argument("--ablation", action="store_true",
@@ -207,7 +208,8 @@ def main(argv=None) -> int:
     splits = {s: [t for m in mixes for t in load_split(m / s, cfg)] for s in ("val", "test")}
     fps = cfg.fps
     foote_cfg, kernel = tune_foote(splits["val"], previous_cfg, fps)
-    per_file = getattr(detector, "expected_f", None)  # the shipped decoding, where it has one
+    # the detector whose expected-F decoding (and re-scorer) decodes, where it has one
+    per_file = detector if getattr(detector, "expected_f", None) is not None else None
     entries = [
         ("track-change detector (shipped)", detector.frame_activations, cfg,
          placed_by(detector, cfg), per_file),
@@ -219,7 +221,7 @@ def main(argv=None) -> int:
              mel, sr=cfg.audio.sr, hop_length=cfg.features.hop_length)), per_file),
         (f"previous track-change ({Path(args.previous_track_change).parent.name}/"
          f"{Path(args.previous_track_change).name})", v1.frame_activations, v1_cfg,
-         placed_by(v1, v1_cfg), getattr(v1, "expected_f", None)),
+         placed_by(v1, v1_cfg), v1),
         (f"previous model (CNN + {previous_cfg.peaks.novelty_weight:g} Foote)",
          lambda t: inference.activations_for(previous, t, previous_cfg, "cpu"), previous_cfg,
          None, None),
@@ -245,7 +247,7 @@ def main(argv=None) -> int:
             acts = [fn(t.mel) for t in data]
             seconds = time.perf_counter() - start
             row = run_detector(name, split, data, acts, row_cfg, refine, seconds=seconds,
-                               expected_f=decoding)
+                               decoder=decoding)
             rows.append(row.summary())
             if split == "test":
                 known = run_detector(name, split, data, acts, row_cfg, refine, k_known=True)

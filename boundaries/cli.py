@@ -181,6 +181,10 @@ def add_tune_arguments(parser) -> None:
                              "keeps the peaks that maximise the mean of its expected F@3 and F@0.5 "
                              "(track.expected_f_fine; without this flag a checkpoint keeps its "
                              "own setting)")
+    parser.add_argument("--rescorer", action="store_true",
+                        help="as --expected-f-fine, with the candidate re-scorer: two small "
+                             "classifiers that read each candidate's neighbourhood and row give "
+                             "both probabilities instead of its strength (track.rescorer)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -195,7 +199,8 @@ def run_tune(args) -> int:
                                             overwrite=args.overwrite,
                                             progress=sys.stderr.isatty(),
                                             expected_f=args.expected_f,
-                                            fine=args.expected_f_fine)
+                                            fine=args.expected_f_fine,
+                                            rescorer=args.rescorer)
     _print_skipped(skipped)
     print(format_table(result))
     p = tuned.peaks
@@ -206,8 +211,9 @@ def run_tune(args) -> int:
     if tuned.track.expected_f:
         which = "the mean of its expected F@3 and F@0.5" if tuned.track.expected_f_fine else \
             "its expected F"
+        by = " (candidates scored by the re-scorer)" if tuned.track.rescorer else ""
         print("  and the expected-F decoding fitted there: each file keeps the peaks that "
-              f"maximise {which} (a --threshold given to detect replaces it)")
+              f"maximise {which}{by} (a --threshold given to detect replaces it)")
     return 0
 
 

@@ -191,6 +191,10 @@ class TrackConfig:
     # ... and a second map, to P(placed within 0.5 s): each file then keeps the peaks that
     # maximise the mean of its expected F@3 and F@0.5, the figure evaluation reports
     expected_f_fine: bool = False
+    # ... and the candidate re-scorer (detection/rescorer.py): two small boosted classifiers,
+    # fitted on the same candidates, read each candidate's neighbourhood and row, and their
+    # probabilities replace the strength maps' (a section change's peak can be as strong)
+    rescorer: bool = False
     # decoding candidates tuned on validation at the end of training: the minimum track length
     # (peaks.min_distance_s) and the level of a hump whose middle a peak moves to
     # (peaks.plateau_level; 0 unless one raises validation F). One value pins it: tuned on the
@@ -215,6 +219,10 @@ class TrackConfig:
     # with track.rhythm: also compare windows that end/start this many seconds from each time,
     # past the middle of a long crossfade (signal/rhythm.py); 0 = adjacent windows only
     rhythm_gap_s: float = 0.0
+    # the overlap trees (model/overlap.py): rows labelled over a crossfade's whole overlap (from
+    # make_mixes.py's manifest), whose probability and its mass left and right of each row the
+    # stacked trees read too: the middle of a long fade, which the first stage cannot see
+    overlap_context: bool = False
     # the sequence stage (model/sequence.py): training steps of a dilated CNN over +-1 minute
     # of first-stage probabilities, averaged with the stacked trees; 0 = no sequence stage
     sequence_steps: int = 0
@@ -256,6 +264,8 @@ class TrackConfig:
                "must be 1 with track.chooser: true (the chooser reads one placement stage)")
         _check(self.expected_f or not self.expected_f_fine, "track.expected_f_fine",
                "needs track.expected_f: true")
+        _check(self.expected_f_fine or not self.rescorer, "track.rescorer",
+               "needs track.expected_f_fine: true (it gives both probabilities)")
         _check(self.rhythm_gap_s >= 0, "track.rhythm_gap_s", "must be >= 0")
         _check(self.target_radius_s > 0, "track.target_radius_s", "must be > 0")
         _check(self.rhythm or not self.rhythm_gap_s, "track.rhythm_gap_s",

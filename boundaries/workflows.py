@@ -123,21 +123,25 @@ def new_output_file(path, what: str, overwrite: bool = False, source=None) -> Pa
 
 
 def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress=True,
-         expected_f=False, fine=False) -> tuple:
+         expected_f=False, fine=False, rescorer=False) -> tuple:
     """Re-tune a checkpoint's decoding on the validation folders ``data_dirs`` (a list), tuned on
     together, into a new checkpoint ``out``; returns ``(tuned_cfg, validation_result, skipped)``,
     the result scored as ``boundaries detect`` runs ``out``. ``expected_f``: fit a track-change
     detector's expected-F decoding there too (one that has it already is refitted); ``fine``:
-    with its second map (``track.expected_f_fine``; else as the checkpoint's config says)."""
+    with its second map (``track.expected_f_fine``; else as the checkpoint's config says);
+    ``rescorer``: and the candidate re-scorer (``track.rescorer``; implies both)."""
     from boundaries.api import Detector
     from boundaries.model.checkpoints import save_checkpoint
     from boundaries.score import evaluation
 
     new_output_file(out, "re-tuned checkpoint", overwrite, source=checkpoint)
+    fine = fine or rescorer
     expected_f = expected_f or fine
     overrides = ["track.expected_f=true"] if expected_f else []
     if fine:
         overrides.append("track.expected_f_fine=true")
+    if rescorer:
+        overrides.append("track.rescorer=true")
     detector = Detector(checkpoint, device, overrides)
     if expected_f and not hasattr(detector.model, "frame_activations"):
         raise BoundariesError(f"{printable(checkpoint)}: --expected-f needs a track-change "
@@ -156,9 +160,10 @@ def tune(checkpoint, data_dirs, out, *, device="auto", overwrite=False, progress
     for stage in ("placement", "locator"):  # stages the tuning switched off are not stored
         if getattr(detector.model, stage, "absent") is None:
             state.pop(stage, None)
-    state.pop("expected_f", None)  # refitted by the tuning, or left out there
-    if getattr(detector.model, "expected_f", None) is not None:
-        state["expected_f"] = detector.model.expected_f.state
+    for stage in ("expected_f", "rescorer"):  # refitted by the tuning, or left out there
+        state.pop(stage, None)
+        if getattr(detector.model, stage, None) is not None:
+            state[stage] = getattr(detector.model, stage).state
     save_checkpoint(out, state)
     # scored as detect will run the new checkpoint (placement, expected-F), not as tuned
     return tuned, score_as_detected(Detector(out, device), data)[0], skipped

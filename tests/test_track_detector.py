@@ -186,6 +186,18 @@ def test_tune_stores_no_stage_that_its_tuning_switched_off(trained, tmp_path, mo
     assert model.placement is None and model.locator is None and model.expected_f is None
 
 
+def _placed_by_hand(model, cfg, result, times, strengths, keep):
+    """The kept candidates of a detection ``result`` placed as ``boundaries detect`` places them."""
+    from boundaries.detection import inference
+
+    acts, expected = result.activations, times[keep]
+    if model.placement is None or not len(expected):
+        return expected
+    moved = model.refine(result.mel, expected, inference.smoothed(acts, cfg.peaks, cfg.fps),
+                         strengths[keep])
+    return inference.placed(moved, expected, strengths[keep], inference.end_s(acts, cfg))[0]
+
+
 def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_path, capsys):
     from boundaries import cli
     from boundaries.api import Detector
@@ -207,13 +219,8 @@ def test_tune_fits_the_expected_f_decoding_which_detect_then_uses(trained, tmp_p
     acts = result.activations
     times, strengths = inference.detections(acts, cfg, threshold=expected_f.CANDIDATE_THRESHOLD)
     keep = model.expected_f.keep(strengths)
-    expected = times[keep]
-    if model.placement is not None and len(expected):
-        moved = model.refine(result.mel, expected, inference.smoothed(acts, cfg.peaks, cfg.fps),
-                             strengths[keep])
-        expected = inference.placed(moved, expected, strengths[keep],
-                                    inference.end_s(acts, cfg))[0]
-    np.testing.assert_allclose(result.boundaries_s, expected)
+    np.testing.assert_allclose(result.boundaries_s, _placed_by_hand(model, cfg, result, times,
+                                                                    strengths, keep))
     assert len(result.boundaries_s) >= 1
     # tune's table is scored as detect decodes: the map's picks, placed
     printed = capsys.readouterr().out
@@ -246,6 +253,45 @@ def test_tune_fits_the_fine_map_with_its_flag_and_keeps_it_on_a_plain_refit(trai
     # (isotonic regression keeps the order of its labels)
     grid = np.linspace(0, 1, 201)
     assert np.all(np.interp(grid, *decoding.fine) <= decoding.hit_probabilities(grid) + 1e-12)
+
+
+def test_tune_fits_the_rescorer_whose_probabilities_detect_then_keeps_by(trained, tmp_path,
+                                                                         capsys):
+    from boundaries import cli
+    from boundaries.api import Detector
+    from boundaries.detection import expected_f, inference
+    from boundaries.model.checkpoints import export_model, read_checkpoint
+
+    tmp, run = trained
+    out = tmp_path / "rescored.pt"
+    assert cli.main(["tune", str(run / "best.pt"), "--data", str(tmp / "val"), str(tmp / "train"),
+                     "--rescorer", "-o", str(out)]) == 0
+    assert "candidates scored by the re-scorer" in capsys.readouterr().out
+    assert set(read_checkpoint(out)[0]["rescorer"]) == {"hit", "fine"}
+    export_model(out, tmp_path / "shipped.pt")  # the shipped file keeps it
+    assert set(read_checkpoint(tmp_path / "shipped.pt")[0]["rescorer"]) == {"hit", "fine"}
+    detector = Detector(out, "cpu")
+    model, cfg = detector.model, detector.cfg
+    assert cfg.track.rescorer and cfg.track.expected_f_fine and model.rescorer is not None
+    result = detector.detect(tmp / "val" / "mix_1.wav", keep_mel=True)
+    # by hand: the candidates, kept by the re-scorer's probabilities (rows recomputed for this
+    # mel: the detector holds another file's by now), then placed
+    model.row_probabilities(np.zeros_like(result.mel))
+    acts = result.activations
+    times, strengths = inference.detections(acts, cfg, threshold=expected_f.CANDIDATE_THRESHOLD)
+    probabilities = model.candidate_probabilities(result.mel, acts, times, strengths)
+    features = model.candidate_features(result.mel, acts, times, strengths)
+    model.row_probabilities(np.zeros_like(result.mel))  # rows of another mel held: not read
+    np.testing.assert_array_equal(model.candidate_features(result.mel, acts, times, strengths),
+                                  features)
+    keep = model.expected_f.keep(strengths, probabilities)
+    np.testing.assert_allclose(result.boundaries_s, _placed_by_hand(model, cfg, result, times,
+                                                                    strengths, keep))
+    # a plain --expected-f refit keeps the checkpoint's own setting, re-scorer included
+    again = tmp_path / "again.pt"
+    assert cli.main(["tune", str(out), "--data", str(tmp / "val"), "--expected-f", "-o",
+                     str(again)]) == 0
+    assert "rescorer" in read_checkpoint(again)[0]
 
 
 @pytest.mark.parametrize("flag", [{"expected_f": True}, {"fine": True}])
@@ -397,7 +443,7 @@ def test_a_second_placement_draw_is_other_trees_and_survives_the_checkpoint(trai
     import torch
 
     from boundaries import workflows
-    from boundaries.model.checkpoints import load_model
+    from boundaries.model.checkpoints import SHIPPED_KEYS, load_model
     from boundaries.model.locator import Locator
     from boundaries.signal.features import audio_log_mel
     from boundaries.train.locator import LocatorCNN
@@ -421,6 +467,7 @@ def test_a_second_placement_draw_is_other_trees_and_survives_the_checkpoint(trai
     model.placing = dataclasses.replace(model.placing, locator_weight=1.0)
     again = track_detector.TrackChangeDetector.from_state(
         model.state(), model.fps, cfg.features.n_mels, model.columns, model.placing)
+    assert set(model.state()) <= set(SHIPPED_KEYS)  # boundaries export keeps the draws too
     _tracky_mix(tmp_path / "mix.wav", seed=5, boundaries_s=(20.0,), total_s=40.0)
     mel, _ = audio_log_mel(tmp_path / "mix.wav", SR, {"n_mels": cfg.features.n_mels})
     (trees, locator), = again.placement_draws
@@ -742,3 +789,59 @@ def test_a_chooser_survives_the_checkpoint_and_picks_among_the_humps_candidates(
     assert again.refine(mel, [14.0]) == pytest.approx(plain)  # no curve: plain placement
     _, times, _ = inference.boundaries_for(again, mel, cfg, "cpu")
     assert len(times) >= 1
+
+
+def _mixes_with_manifest(tmp, seed):
+    """Train and val folders of tracky mixes, and a make_mixes.py-style manifest above them that
+    records the first transition as an 8-s linear crossfade."""
+    import json
+
+    clips = []
+    for split, n in (("train", 4), ("val", 1)):
+        (tmp / split).mkdir()
+        for i in range(n):
+            _tracky_mix(tmp / split / f"mix_{i}.wav", seed=seed + 10 * (split == "val") + i)
+            clips.append({"file": f"{split}/mix_{i}.wav", "transitions": [
+                {"time_s": 14.0, "kind": "linear", "overlap_s": 8.0},
+                {"time_s": 27.0, "kind": "cut", "overlap_s": 0.0}]})
+    (tmp / "manifest.json").write_text(json.dumps({"clips": clips}))
+
+
+def _overlap_args(tmp):
+    return [*CONFIGS, *sets(tmp, tmp / "train", **{
+        "track.kind": "track_change", "track.embed_steps": 2, "track.max_iter": 5,
+        "track.embed_positives": "stretch", "track.overlap_context": True}),
+        "--val-data", str(tmp / "val"), "--run-dir", str(tmp / "run")]
+
+
+def test_overlap_context_fits_overlap_trees_whose_columns_the_stacked_trees_read(tmp_path):
+    import train
+    from boundaries.model import boosted, overlap
+    from boundaries.model.checkpoints import export_model, load_model
+
+    _mixes_with_manifest(tmp_path, seed=300)
+    assert train.main(_overlap_args(tmp_path)) == 0
+    export_model(tmp_path / "run" / "best.pt", tmp_path / "shipped.pt")  # kept when shipped
+    model, cfg, _ = load_model(tmp_path / "shipped.pt")
+    assert cfg.track.overlap_context and model.overlap_trees is not None
+    mel = np.random.default_rng(0).normal(size=(cfg.features.n_mels, 1500)).astype(np.float32)
+    base, names = track_detector.descriptor_columns(mel, fps=model.fps, columns=model.columns)
+    X = track_detector.with_embedding_columns(base, names, mel, model.network, fps=model.fps,
+                                              columns=model.columns)[0]
+    probs = boosted.predict_proba(model.trees, X)
+    inside = boosted.predict_proba(model.overlap_trees, X)
+    rows = track_detector.stacked_rows(X, probs, inside, fps=model.fps)
+    assert rows.shape[1] == track_detector.stacked_rows(X, probs).shape[1] + len(overlap.NAMES)
+    stacked = model.stage_probabilities([X])["stacked"]
+    np.testing.assert_allclose(stacked, boosted.predict_proba(model.context_trees, rows))
+
+
+def test_overlap_context_refuses_training_mixes_that_no_manifest_lists(tmp_path, capsys):
+    import train
+
+    _mixes_with_manifest(tmp_path, seed=310)
+    (tmp_path / "manifest.json").unlink()
+    assert train.main(_overlap_args(tmp_path)) != 0
+    err = capsys.readouterr().err
+    assert "track.overlap_context needs each training mix's overlaps" in err
+    assert "mix_0.wav" in err and "Traceback" not in err

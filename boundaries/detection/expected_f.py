@@ -52,17 +52,24 @@ class ExpectedF:
         flat beyond them: ``IsotonicRegression.predict`` with ``out_of_bounds="clip"``)."""
         return np.interp(strengths, self.strengths, self.hit_rates)
 
-    def keep(self, strengths) -> np.ndarray:
+    def keep(self, strengths, probabilities=None) -> np.ndarray:
         """Indices (ascending) of the candidates to keep: the k strongest, k maximising the
-        expected F above (with a fine map, the mean of the two expected Fs)."""
+        expected F above (with a fine map, the mean of the two expected Fs). ``probabilities``:
+        each candidate's ``(P(hit), P(fine hit))`` from the re-scorer (:mod:`rescorer`), which
+        then replace the maps' and rank the candidates instead of their strengths."""
         strengths = np.asarray(strengths, dtype=np.float64)
         if not len(strengths):
             return np.zeros(0, dtype=int)
-        p = self.hit_probabilities(strengths)
-        # both expected Fs share the denominator k + N, so their mean credits each candidate
-        # with the mean of its two probabilities
-        credit = p if self.fine is None else (p + np.interp(strengths, *self.fine)) / 2
-        order = np.argsort(-strengths, kind="stable")
+        if probabilities is not None:
+            p, fine = (np.asarray(x, dtype=np.float64) for x in probabilities)
+            credit = (p + fine) / 2
+            order = np.argsort(-credit, kind="stable")
+        else:
+            p = self.hit_probabilities(strengths)
+            # both expected Fs share the denominator k + N, so their mean credits each
+            # candidate with the mean of its two probabilities
+            credit = p if self.fine is None else (p + np.interp(strengths, *self.fine)) / 2
+            order = np.argsort(-strengths, kind="stable")
         gained = np.r_[0.0, np.cumsum(credit[order])]
         expected_n = p.sum() / self.coverage
         k = int(np.argmax(2 * gained / (np.arange(len(gained)) + expected_n + 1e-9)))

@@ -174,17 +174,27 @@ def boundaries_for(model, mel, cfg, device, threshold=None, n_tracks=None, acts=
     hand."""
     acts = activations_for(model, mel, cfg, device) if acts is None else acts
     times, strengths = detections(acts, cfg, threshold, n_tracks,
-                                  getattr(model, "expected_f", None))
+                                  getattr(model, "expected_f", None), rescore_for(model, mel))
     if getattr(model, "placement", None) is not None and len(times):
         moved = model.refine(mel, times, smoothed(acts, cfg.peaks, cfg.fps), strengths)
         times, strengths = placed(moved, times, strengths, end_s(acts, cfg))
     return acts, times, strengths
 
 
-def detections(acts, cfg, threshold=None, n_tracks=None, expected_f=None):
+def rescore_for(model, mel):
+    """``(acts, times_s, strengths) -> (P(hit), P(fine hit))`` of a detector with a candidate
+    re-scorer (:mod:`rescorer`) for this ``mel``, else None."""
+    if getattr(model, "rescorer", None) is None:
+        return None
+    return lambda acts, times, strengths: model.candidate_probabilities(mel, acts, times,
+                                                                       strengths)
+
+
+def detections(acts, cfg, threshold=None, n_tracks=None, expected_f=None, rescore=None):
     """``(times_s, strengths)``: :func:`decode`, without any within ``EDGE_S`` of an end. With
     ``expected_f`` (:class:`expected_f.ExpectedF`) and neither a threshold nor a track count
-    given, the peaks above its candidate threshold that it keeps for this file."""
+    given, the peaks above its candidate threshold that it keeps for this file, by their
+    strengths or, given ``rescore`` (:func:`rescore_for`), by the re-scorer's probabilities."""
     per_file = expected_f_decoding.in_use(expected_f, threshold, n_tracks)
     if per_file:
         threshold = expected_f_decoding.CANDIDATE_THRESHOLD
@@ -193,7 +203,8 @@ def detections(acts, cfg, threshold=None, n_tracks=None, expected_f=None):
     inside = (times >= EDGE_S) & (times <= end - EDGE_S)  # best-K keeps to this already
     times, strengths = np.asarray(times)[inside], np.asarray(strengths)[inside]
     if per_file:
-        keep = expected_f.keep(strengths)
+        keep = expected_f.keep(strengths, None if rescore is None or not len(times)
+                               else rescore(acts, times, strengths))
         times, strengths = times[keep], strengths[keep]
     return times, strengths
 

@@ -192,7 +192,8 @@ def model_from_state(state: dict, path, device="cpu"):
 
 
 WEIGHT_KEYS = ("model", "embedding", "fold_embeddings", "trees", "placement", "context_trees",
-               "sequence", "locator", "chooser", "expected_f")
+               "overlap_trees", "sequence", "locator", "placement_draws", "chooser", "expected_f",
+               "rescorer")
 
 
 def _first_non_finite(value, where=""):
@@ -212,10 +213,9 @@ def _first_non_finite(value, where=""):
     return None
 
 
-SHIPPED_KEYS = ("config", "model", "epoch", "best_metric", "best_epoch", "history",
-                "class_weight", "kind", "embedding", "fold_embeddings", "trees", "placement",
-                "context_trees", "sequence", "locator", "chooser", "expected_f", "validation",
-                "environment")
+# every stage's arrays (a stage left out here would be dropped from the shipped file unseen)
+SHIPPED_KEYS = ("config", "epoch", "best_metric", "best_epoch", "history", "class_weight", "kind",
+                "validation", "environment", *WEIGHT_KEYS)
 
 # The libraries whose floats a trained model depends on. The same command on the same data gives
 # the same arrays on one machine; on a fresh one it gave other trees (MODEL_CARD.md, session 27),

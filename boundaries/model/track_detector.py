@@ -5,7 +5,8 @@ descriptors of :mod:`descriptors` and the left-vs-right embedding distances of :
 (each also divided by its file median); gradient-boosted trees (:mod:`boosted`) turn the row into
 P(a crossover within ``track.target_radius_s``). A second set of trees sees that probability over
 +-30 s around each frame (stacking, Wolpert 1992; fitted on out-of-fold probabilities): whether
-this is the strongest change of its neighbourhood, which a single row cannot know; with a
+this is the strongest change of its neighbourhood, which a single row cannot know (with
+``track.overlap_context`` it also reads where two tracks play at once, :mod:`overlap`); with a
 sequence stage (:mod:`sequence`: a dilated CNN over +-1 minute of those probabilities), the two
 second stages are averaged. The result is interpolated to mel frames, so it goes through the
 package's peak picking, metrics and outputs like any other activation; the placement stage
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from boundaries.detection import chooser, placement
+from boundaries.detection import rescorer as rescoring
 from boundaries.detection.expected_f import ExpectedF
 from boundaries.detection.placement import Placing
-from boundaries.model import boosted
+from boundaries.model import boosted, overlap
 from boundaries.model import embedding_features as embedding
 from boundaries.model.locator import Locator
 from boundaries.model.sequence import SequenceNetwork
@@ -109,8 +111,14 @@ def context_features(probs: np.ndarray) -> np.ndarray:
     return np.vstack(columns).T
 
 
-def stacked_rows(X: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    return np.hstack([X, context_features(probs)]).astype(np.float32)
+def stacked_rows(X: np.ndarray, probs: np.ndarray, inside: "np.ndarray | None" = None, *,
+                 fps: float = 0.0) -> np.ndarray:
+    """The second stage's rows: ``X``, the first stage's context and, with the overlap trees'
+    probabilities ``inside`` (``track.overlap_context``), :func:`overlap.overlap_columns`."""
+    blocks = [X, context_features(probs)]
+    if inside is not None:
+        blocks.append(overlap.overlap_columns(inside, fps=fps))
+    return np.hstack(blocks).astype(np.float32)
 
 
 def rows_to_frames(row_probs: np.ndarray, n_frames: int) -> np.ndarray:
@@ -140,13 +148,15 @@ class TrackChangeDetector:
     def __init__(self, network, trees: dict, fps: float, placement: "dict | None" = None,
                  context_trees: "dict | None" = None, columns: RowColumns = RowColumns(),
                  sequence=None, locator=None, placing: Placing = Placing(), chooser=None,
-                 expected_f=None, placement_draws=()):
+                 expected_f=None, placement_draws=(), overlap_trees=None, rescorer=None):
         self.networks = list(network) if isinstance(network, (list, tuple)) else [network]
         self.network = self.networks[0]  # the one embedding, or the first fold's
         self.trees, self.fps = trees, fps
         self.sequence = sequence  # the sequence stage (a SequenceNetwork), or None
         self.columns = columns  # the rows' optional columns (cfg.track)
         self.context_trees = context_trees  # the stacked second stage, or None
+        # the overlap trees (P(two tracks playing), overlap.py) whose columns it reads, or None
+        self.overlap_trees = overlap_trees
         self.placement = placement  # trees of the placement stage (placement.py), or None
         self.locator = locator  # the placement locator (model/locator.py), or None
         # further placement stages, (trees, locator or None) each, whose scores multiply the
@@ -155,13 +165,35 @@ class TrackChangeDetector:
         self.placing = placing  # prior, locator weight and centroid of the placement stage
         self.chooser = chooser  # picks among placements from the hump's edges, or None
         self.expected_f = expected_f  # how many peaks each file keeps (expected_f.py), or None
+        self.rescorer = rescorer  # its per-candidate probabilities (rescorer.py), or None
+        self._last_rows = (None, None, None)  # (log-mel, its first rows, their first stage)
         self.context_frames = 0
 
     def row_probabilities(self, mel_db: np.ndarray) -> np.ndarray:
         base, names = descriptor_columns(mel_db, fps=self.fps, columns=self.columns)
-        return self.probabilities_of_rows([with_embedding_columns(
-            base, names, mel_db, network, fps=self.fps, columns=self.columns)[0]
-            for network in self.networks])
+        rows = [with_embedding_columns(base, names, mel_db, network, fps=self.fps,
+                                       columns=self.columns)[0] for network in self.networks]
+        stages = self.stage_probabilities(rows)
+        # the re-scorer reads the rows at each candidate: kept for this mel (the one held, so
+        # the identity test cannot match another array at a reused address)
+        self._last_rows = (mel_db, rows[0], stages["first"])
+        return combined_probabilities(stages)
+
+    def candidate_features(self, mel_db, acts, times_s, strengths) -> np.ndarray:
+        """:func:`rescorer.candidate_features` of candidate peaks, from ``acts`` (this
+        ``mel_db``'s activations) and the rows at the candidates."""
+        held, rows, first = self._last_rows
+        if held is not mel_db:
+            self.row_probabilities(mel_db)
+            _, rows, first = self._last_rows
+        return rescoring.candidate_features(acts, times_s, strengths, rows, first, self.fps)
+
+    def candidate_probabilities(self, mel_db, acts, times_s, strengths) -> "tuple | None":
+        """The re-scorer's ``(P(hit), P(fine hit))`` of each candidate peak; None without one."""
+        if self.rescorer is None:
+            return None
+        return self.rescorer.probabilities(self.candidate_features(mel_db, acts, times_s,
+                                                                   strengths))
 
     def probabilities_of_rows(self, rows: list) -> np.ndarray:
         """The stages after the rows, from one row matrix per embedding."""
@@ -176,11 +208,17 @@ class TrackChangeDetector:
         stages = {"first": probs}
         if self.context_trees is not None:
             stages["stacked"] = np.mean([boosted.predict_proba(self.context_trees,
-                                                               stacked_rows(X, probs))
+                                                               self._stacked_rows(X, probs))
                                          for X in rows], axis=0)
         if self.sequence is not None:  # it reads descriptor columns only: alike in every set
             stages["sequence"] = self.sequence.probabilities(probs, rows[0])
         return stages
+
+    def _stacked_rows(self, X: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        if self.overlap_trees is None:
+            return stacked_rows(X, probs)
+        inside = boosted.predict_proba(self.overlap_trees, X)
+        return stacked_rows(X, probs, inside, fps=self.fps)
 
     def frame_activations(self, mel_db: np.ndarray) -> np.ndarray:
         """``[n_frames]`` float32 in [0, 1]."""
@@ -210,10 +248,10 @@ class TrackChangeDetector:
         state = {"kind": KIND, "embedding": self.network.state, "trees": self.trees}
         if len(self.networks) > 1:
             state["fold_embeddings"] = [network.state for network in self.networks[1:]]
-        for key in ("placement", "context_trees"):
+        for key in ("placement", "context_trees", "overlap_trees"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key)
-        for key in ("sequence", "locator", "chooser", "expected_f"):
+        for key in ("sequence", "locator", "chooser", "expected_f", "rescorer"):
             if getattr(self, key) is not None:
                 state[key] = getattr(self, key).state
         if self.placement_draws:
@@ -229,7 +267,8 @@ class TrackChangeDetector:
         """From :meth:`state`'s arrays (numpy, or tensors from ``torch.load``)."""
         network = [embedding.EmbeddingNetwork(_arrays(values), n_mels)
                    for values in [state["embedding"], *state.get("fold_embeddings", [])]]
-        optional = {k: _arrays(state[k]) for k in ("placement", "context_trees") if k in state}
+        optional = {k: _arrays(state[k]) for k in ("placement", "context_trees", "overlap_trees")
+                    if k in state}
         if "sequence" in state:
             optional["sequence"] = SequenceNetwork(_arrays(state["sequence"]))
         if "locator" in state:  # one network's arrays, or a list (Locator reads both)
@@ -238,6 +277,9 @@ class TrackChangeDetector:
             optional["chooser"] = chooser.Chooser(state["chooser"])
         if "expected_f" in state:
             optional["expected_f"] = ExpectedF(_arrays(state["expected_f"]))
+        if "rescorer" in state:
+            optional["rescorer"] = rescoring.Rescorer(
+                {k: _arrays(state["rescorer"][k]) for k in ("hit", "fine")})
         optional["placement_draws"] = [
             (_arrays(draw["trees"]), Locator(draw["locator"]) if "locator" in draw else None)
             for draw in state.get("placement_draws", [])]

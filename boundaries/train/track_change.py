@@ -13,7 +13,9 @@
 3. One row per descriptor frame (descriptors + embedding distances), labelled 1 within 1 s of a
    crossover; ``HistGradientBoostingClassifier`` fits them (its own early stopping on 10 % of
    rows). A second stage is fitted on the rows plus +-30 s of the first stage's out-of-fold
-   probabilities (two folds of files). Both are exported to arrays. With
+   probabilities (two folds of files); with ``track.overlap_context`` also on the out-of-fold
+   probabilities of overlap trees, fitted on the rows labelled over each crossfade's whole
+   overlap (from the mixes' manifest). All are exported to arrays. With
    ``track.sequence_steps``, the sequence stage (a dilated CNN) learns from the same
    out-of-fold probabilities (and the descriptor columns, ``track.sequence_descriptors``); on a
    CPU with ``data.jobs`` > 1 in a worker process, while the last trees fit.
@@ -48,8 +50,15 @@ from pathlib import Path
 import numpy as np
 
 from boundaries.data import annotations
-from boundaries.detection import expected_f, inference, placement
-from boundaries.model import boosted, embedding, embedding_features, sequence, track_detector
+from boundaries.detection import expected_f, inference, placement, rescorer
+from boundaries.model import (
+    boosted,
+    embedding,
+    embedding_features,
+    overlap,
+    sequence,
+    track_detector,
+)
 from boundaries.model.locator import Locator
 from boundaries.model.track_detector import (
     RowColumns,
@@ -316,16 +325,46 @@ def out_of_fold(X, y, counts, cfg, log=print) -> np.ndarray:
     return oof
 
 
-def fit_stacked(X, y, counts, cfg, log=print, oof=None):
+def fit_stacked(X, y, counts, cfg, log=print, oof=None, inside=None):
     """``(trees, context_trees, oof)``: the first stage on all rows, the second on the rows plus
-    the first stage's out-of-fold probabilities ``oof`` (:func:`out_of_fold` where not given)."""
+    the first stage's out-of-fold probabilities ``oof`` (:func:`out_of_fold` where not given)
+    and, where given, the overlap trees' out-of-fold ``inside`` (:func:`fit_overlap`)."""
     if oof is None:
         oof = out_of_fold(X, y, counts, cfg, log)
     bounds = np.cumsum([0, *counts])
-    stacked = np.vstack([track_detector.stacked_rows(X[a:b], oof[a:b])
-                         for a, b in zip(bounds[:-1], bounds[1:])])
+    stacked = np.vstack([track_detector.stacked_rows(
+        X[a:b], oof[a:b], None if inside is None else inside[a:b], fps=cfg.fps)
+        for a, b in zip(bounds[:-1], bounds[1:])])
     trees = boosted.export_trees(fit_trees(X, y, cfg, log))
     return trees, boosted.export_trees(fit_trees(stacked, y, cfg, log)), oof
+
+
+def overlap_transitions(train_data, cfg) -> "list | None":
+    """Each training mix's transitions from its make_mixes.py manifest with
+    ``track.overlap_context`` (None without it); one clear error for a mix that none lists."""
+    from boundaries.errors import BoundariesError
+
+    if not cfg.track.overlap_context:
+        return None
+    records = annotations.mix_records(t.audio_path for t in train_data)
+    for track, record in zip(train_data, records):
+        if record is None:
+            raise BoundariesError(
+                f"{track.audio_path}: track.overlap_context needs each training mix's overlaps, "
+                "and no manifest.json one folder above it lists this file; train on mixes "
+                "made by data_scripts/make_mixes.py or set track.overlap_context=false")
+    return [record["transitions"] for record in records]
+
+
+def fit_overlap(transitions, X, counts, cfg, log=print):
+    """``(overlap_trees, out-of-fold P(inside))``: trees on the rows labelled over every
+    crossfade's whole overlap (:mod:`boundaries.model.overlap`), and their probability of each
+    row from trees fitted without its file (as the stacked stage's other columns are)."""
+    y = np.concatenate([overlap.inside_labels(t, n, fps=cfg.fps)
+                        for t, n in zip(transitions, counts)])
+    log(f"overlap trees: {y.mean():.1%} of rows inside an overlap")
+    inside = out_of_fold(X, y, counts, cfg, log)
+    return boosted.export_trees(fit_trees(X, y, cfg, log)), inside
 
 
 def start_sequence(oof, y, counts, cfg, log=print, X=None, names=None):
@@ -402,6 +441,7 @@ def train_track_detector(cfg, train_data, val_data, log=print):
     the placement."""
     fps = cfg.fps
     chooser_stage.check_folders(cfg)  # a typo fails now, not after the hour of training
+    transitions = overlap_transitions(train_data, cfg)  # so does a mix without a manifest
     locators = start_locators(train_data, fps, cfg, log)
     with locators.beside() if locators else contextlib.nullcontext():
         networks, network_of_file = fit_embeddings(train_data, cfg, log)
@@ -409,12 +449,15 @@ def train_track_detector(cfg, train_data, val_data, log=print):
         oof = out_of_fold(X, y, counts, cfg, log)
         sequence_training = start_sequence(oof, y, counts, cfg, log, X, names)
         with sequence_training.beside() if sequence_training else contextlib.nullcontext():
-            trees, context_trees, _ = fit_stacked(X, y, counts, cfg, log, oof)
-            del X, y, oof
+            overlap_trees, inside = (fit_overlap(transitions, X, counts, cfg, log)
+                                     if transitions is not None else (None, None))
+            trees, context_trees, _ = fit_stacked(X, y, counts, cfg, log, oof, inside)
+            del X, y, oof, inside
             placement_trees = [fit_placement(train_data, fps, cfg, log, draw)
                                for draw in range(cfg.track.placement_draws)]
         detector = TrackChangeDetector(
-            networks, trees, fps, context_trees=context_trees, columns=RowColumns.of(cfg.track),
+            networks, trees, fps, context_trees=context_trees, overlap_trees=overlap_trees,
+            columns=RowColumns.of(cfg.track),
             sequence=sequence_training.result() if sequence_training else None,
             placing=placement.Placing(centroid_s=cfg.track.placement_centroid_s))
         tuned, activations, unplaced = tune_peaks(detector, val_data, cfg, log)
@@ -432,10 +475,12 @@ def fit_expected_f(detector, val_data, activations, cfg, log=print) -> None:
     """``detector.expected_f`` fitted on the validation mixes: every candidate peak (above
     ``expected_f.CANDIDATE_THRESHOLD``), placed as detection places it, is a hit when within
     ``expected_f.LABEL_S`` of a crossover; the coverage is the share of crossovers with one."""
-    detector.expected_f = None  # stays so when there is nothing to fit it on
-    strengths, hits, fine_hits, covered, total = [], [], [], 0, 0
+    detector.expected_f = detector.rescorer = None  # stay so when there is nothing to fit
+    strengths, hits, fine_hits, features, covered, total = [], [], [], [], 0, 0
     for track, acts in zip(val_data, activations):
         times, found = inference.detections(acts, cfg, threshold=expected_f.CANDIDATE_THRESHOLD)
+        if cfg.track.rescorer:
+            features.append(detector.candidate_features(track.mel, acts, times, found))
         placed_s = detector.refine(track.mel, times, inference.smoothed(acts, cfg.peaks, cfg.fps),
                                    found)
         hit, near = expected_f.hits_and_coverage(track.times_s, placed_s)
@@ -453,6 +498,9 @@ def fit_expected_f(detector, val_data, activations, cfg, log=print) -> None:
     fine = f", {fine_hits.mean():.1%} within 0.5 s" if cfg.track.expected_f_fine else ""
     log(f"expected-F decoding: {len(hits)} candidates, {hits.mean():.1%} hits{fine}, coverage "
         f"{covered / total:.3f}")
+    if cfg.track.rescorer:
+        detector.rescorer = rescorer.fit(np.vstack(features), hits, fine_hits)
+        log(f"candidate re-scorer: fitted on {len(hits)} candidates")
 
 
 def tuned_result(detector, val_data, cfg, log=print, activations=None):
