@@ -294,7 +294,7 @@ def test_tune_fits_the_rescorer_whose_probabilities_detect_then_keeps_by(trained
     assert "rescorer" in read_checkpoint(again)[0]
 
 
-@pytest.mark.parametrize("flag", [{"expected_f": True}, {"fine": True}])
+@pytest.mark.parametrize("flag", [{"expected_f": True}, {"fine": True}, {"rescorer": True}])
 def test_tune_refuses_expected_f_for_a_cnn_checkpoint(tmp_path, flag):
     from boundaries import workflows
     from boundaries.errors import BoundariesError

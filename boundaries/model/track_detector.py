@@ -112,7 +112,7 @@ def context_features(probs: np.ndarray) -> np.ndarray:
 
 
 def stacked_rows(X: np.ndarray, probs: np.ndarray, inside: "np.ndarray | None" = None, *,
-                 fps: float = 0.0) -> np.ndarray:
+                 fps: "float | None" = None) -> np.ndarray:
     """The second stage's rows: ``X``, the first stage's context and, with the overlap trees'
     probabilities ``inside`` (``track.overlap_context``), :func:`overlap.overlap_columns`."""
     blocks = [X, context_features(probs)]

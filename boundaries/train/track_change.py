@@ -34,7 +34,8 @@
    that mean with each folder's detections picked by a chooser fitted on the other folders.
 7. With ``track.expected_f``, the expected-F decoding (:mod:`boundaries.detection.expected_f`):
    each validation candidate's strength against whether its placed time is a crossover (and
-   with ``track.expected_f_fine`` whether it is within 0.5 s of one).
+   with ``track.expected_f_fine`` whether it is within 0.5 s of one); with ``track.rescorer``
+   the candidate re-scorer (:mod:`boundaries.detection.rescorer`) on the same candidates.
 
 The small networks (embedding, sequence stage, locators) train on ``train.device`` (a GPU when
 ``auto`` finds one, under bf16 autocast with ``train.amp``); the trees always on the CPU.
