@@ -165,3 +165,11 @@ def test_plateau_level_off_leaves_the_picked_peaks_alone():
     off, _ = inference.pick(x, p, 10.0)
     on, _ = inference.pick(x, dataclasses.replace(p, plateau_level=0.5), 10.0)
     assert off.tolist() == [21.0] and on.shape == (1,) and 23.5 < on[0] < 25.0
+
+
+def test_run_around_is_the_unbroken_run_reaching_a_frame_from_either_side():
+    above = np.array([True, False, True, True, True, False, True])
+    assert peaks.run_around(above, 3) == (2, 4)
+    assert peaks.run_around(above, 0) == (0, 0)
+    assert peaks.run_around(np.ones(4, bool), 2) == (0, 3)
+    assert peaks.run_around(above, 1) == (0, 4)  # a frame below joins the runs beside it

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from boundaries.detection import placement
+from boundaries.detection import peaks, placement
 
 HUMP_LEVEL = 0.35  # a hump: the frames around the peak at or above this share of its height
 HUMP_SEARCH_S = 5.0  # the peak is looked for within this of the detection
@@ -66,13 +66,7 @@ def hump(curve: np.ndarray, t_s: float, strength: float, fps: float) -> Hump:
     lo, hi = max(0, i - reach), min(len(curve), i + reach + 1)
     peak = lo + int(np.argmax(curve[lo:hi]))
     top = float(curve[peak])
-    above = curve >= HUMP_LEVEL * top
-    right = peak
-    while right + 1 < len(curve) and above[right + 1]:
-        right += 1
-    left = peak
-    while left > 0 and above[left - 1]:
-        left -= 1
+    left, right = peaks.run_around(curve >= HUMP_LEVEL * top, peak)
     return Hump(float(t_s), float(strength), left / fps, right / fps, top)
 
 

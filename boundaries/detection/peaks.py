@@ -127,6 +127,15 @@ def _running_argmax(values: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(is_new, np.arange(len(values)), 0))
 
 
+def run_around(above: np.ndarray, i: int) -> tuple:
+    """``(first, last)``: the frames of the unbroken run of ``above`` (booleans) that reaches
+    frame ``i`` from either side, ``i`` included."""
+    before, after = above[:i][::-1], above[i + 1:]
+    first = i - (len(before) if before.all() else int(np.argmin(before)))
+    last = i + (len(after) if after.all() else int(np.argmin(after)))
+    return first, last
+
+
 def plateau_centres(activations, times_s, *, fps: float, level: float,
                     reach_s: float = 15.0) -> np.ndarray:
     """Each peak moved to the middle of its hump: the activation-weighted mean frame of the

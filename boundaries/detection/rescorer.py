@@ -14,6 +14,7 @@ F@3 and F@0.5 by 0.012; on the two test sets the shipped model lost 0.004-0.006 
 
 import numpy as np
 
+from boundaries.detection import peaks
 from boundaries.model import boosted
 from boundaries.signal import descriptors
 
@@ -54,11 +55,8 @@ def candidate_features(acts, times_s, strengths, rows, first, fps: float) -> np.
 
 def _half_height_width(acts: np.ndarray, c: int) -> int:
     """Frames of the run around ``c`` where the activation stays at half ``acts[c]`` or more."""
-    above = acts >= 0.5 * acts[c]
-    left, right = above[c::-1], above[c:]  # both start at c, which is above
-    first = c - (np.argmin(left) - 1 if not left.all() else c)
-    last = c + (np.argmin(right) - 1 if not right.all() else len(right) - 1)
-    return int(last - first)
+    first, last = peaks.run_around(acts >= 0.5 * acts[c], c)
+    return last - first
 
 
 class Rescorer:

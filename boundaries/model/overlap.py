@@ -12,6 +12,7 @@ the stacked trees find the middle of a long fade.
 import numpy as np
 
 from boundaries.signal import descriptors
+from boundaries.signal.filters import running_mean
 
 WINDOWS_S = (2.0, 4.0, 8.0, 16.0)
 NAMES = ["inside"] + [f"inside_{side}@{w:g}" for w in WINDOWS_S
@@ -34,14 +35,13 @@ def overlap_columns(inside: np.ndarray, *, fps: float) -> np.ndarray:
     """``[n_rows, len(NAMES)]``: P(inside an overlap) of each row and, per window, its mean over
     the rows left and right of the row (the row itself excluded; shorter at the file's edges),
     the smaller of the two (high in the middle of a long overlap) and their absolute difference."""
-    n = len(inside)
-    total = np.r_[0.0, np.cumsum(inside, dtype=np.float64)]
-    rows = np.arange(n)
     columns = [inside]
     for window_s in WINDOWS_S:
         width = max(1, int(round(window_s * fps / descriptors.POOL)))
-        lo, hi = np.maximum(rows - width, 0), np.minimum(rows + width + 1, n)
-        left = (total[rows] - total[lo]) / np.maximum(rows - lo, 1)
-        right = (total[hi] - total[rows + 1]) / np.maximum(hi - rows - 1, 1)
+        # the window ending just before each row, and the one starting just after it (0 where
+        # it is empty: the first row has nothing left of it, the last nothing right)
+        left, right = np.zeros(len(inside)), np.zeros(len(inside))
+        left[1:] = running_mean(inside, width - 1, 0)[:-1]
+        right[:-1] = running_mean(inside, 0, width - 1)[1:]
         columns += [left, right, np.minimum(left, right), np.abs(left - right)]
     return np.vstack(columns).T.astype(np.float32)
