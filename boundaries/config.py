@@ -197,8 +197,9 @@ class TrackConfig:
     rescorer: bool = False
     # decoding candidates tuned on validation at the end of training: the minimum track length
     # (peaks.min_distance_s) and the level of a hump whose middle a peak moves to
-    # (peaks.plateau_level; 0 unless one raises validation F). One value pins it: tuned on the
-    # 300 validation mixes alone, a longer minimum lost on another set (MODEL_CARD.md, session 21)
+    # (peaks.plateau_level; 0 unless one raises validation F@3, so one value still leaves the
+    # choice of none). One minimum length pins it: tuned on the 300 validation mixes alone, a
+    # longer minimum lost on another set (MODEL_CARD.md, session 21)
     min_track_lengths_s: tuple[float, ...] = (4.0, 6.0, 10.0, 15.0)
     plateau_levels: tuple[float, ...] = (0.4, 0.5, 0.6)
     # locators trained (seeds train.seed + i, the same views) whose probabilities are averaged:
