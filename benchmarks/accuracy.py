@@ -193,9 +193,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", default=str(REPO / "boundaries/assets/default.pt"))
     parser.add_argument("--previous", default=str(REPO / "benchmarks/models/cnn_foote_v1.pt"))
     parser.add_argument("--previous-track-change",
-                        default=str(REPO / "benchmarks/models/track_change_v31.pt"),
-                        help="the track-change detector shipped before (sessions 29-30: the "
-                             "same arrays, its expected-F decoding of F@3 alone)")
+                        default=str(REPO / "benchmarks/models/track_change_v32.pt"),
+                        help="the track-change detector shipped before (session 32: the "
+                             "same arrays, its decoding fitted on 300 validation mixes)")
     parser.add_argument("--ablation", action="store_true",
                         help="also train and score the descriptor-only and embedding-only rows")
     parser.add_argument("--json", help="also write the rows as JSON here")
